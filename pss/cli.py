@@ -1,0 +1,185 @@
+"""The `pss` command: train, inspect, calibrate and export PSS supernets.
+
+Every user error is one line on stderr and exit code 2; nothing half-written
+is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from typing import Sequence
+
+from .errors import PssError
+
+EPILOG_TRAIN = """\
+examples:
+  pss train smoke --out runs/smoke                 # 2 tiny epochs, < 1 min on a laptop CPU
+  pss train cifar10-mbv2 --out runs/mbv2 --epochs 60
+  pss train cifar10-resnet20 --out runs/r20 --set pool_size=20 --set p_end=0.1
+  pss train my.yaml --out runs/mine --resume       # continue after an interruption
+
+Config keys (--set key=value; YAML values, `null` for none):
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays in --help)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .config import config_keys_help
+
+    p = _Parser(
+        prog="pss",
+        description="Train, inspect, calibrate and export resource-adaptive supernets with Prioritized Subnet Sampling (PSS-Net).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="typical session:\n  pss train smoke --out /tmp/r && pss calibrate /tmp/r && pss info /tmp/r\n"
+        "  pss export /tmp/r --budget 5M --out /tmp/subnet\n\nRun `pss COMMAND --help` for each command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"pss-explorer {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser(
+        "train",
+        help="train a supernet; writes a snapshot of every pool after every epoch",
+        description="Train a PSS supernet (Alg. 1-3 of the paper) into RUN_DIR: run.json, one snapshot per epoch "
+        "(pools, sampling probabilities, losses, accuracies) and a checkpoint per epoch.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_TRAIN + config_keys_help(),
+    )
+    t.add_argument("config", metavar="CONFIG_OR_PRESET", help="a preset name (see `pss presets`) or a .yaml/.json config file")
+    t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create (must be new or empty)")
+    t.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides the config; with --resume, extends the run)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="override a config key; repeatable")
+    t.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint (uses the run's own config)")
+    t.add_argument("--force", action="store_true", help="overwrite RUN_DIR if it already holds files")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sub.add_parser("presets", help="list the built-in presets", description="List the built-in presets with one line each.")
+
+    i = sub.add_parser("info", help="summarise a run: budgets, pools, accuracies", description="Summarise a run directory.")
+    i.add_argument("run", metavar="RUN_DIR")
+    i.add_argument("--json", action="store_true", help="machine-readable output (includes each pool's budget)")
+
+    c = sub.add_parser(
+        "calibrate",
+        help="re-estimate BN statistics of each pool's top-k subnets and pick the best",
+        description="Alg. 1 lines 11-17: per pool, reset and re-estimate the BN statistics of the top-k entries by m "
+        "on N training images (on a copy of the supernet), evaluate each on the validation split and keep the best. "
+        "Writes RUN_DIR/calibration/front.json and bn_stats.pt.",
+    )
+    c.add_argument("run", metavar="RUN_DIR")
+    c.add_argument("--top-k", type=int, metavar="K", help="entries per pool to calibrate (default: the run's calib_top_k, 5 in the paper)")
+    c.add_argument("--images", type=int, metavar="N", help="training images for BN re-estimation (default: the run's calib_images, 8192 in the paper)")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser(
+        "export",
+        help="export the calibrated subnet for a budget as a standalone PyTorch model",
+        description="Write the calibrated best subnet of the pool whose budget is nearest --budget to --out: "
+        "model.pt2 (torch.export, dynamic batch; loads with plain torch.export.load), state_dict.pt "
+        "(torch.load(weights_only=True); pss.load_subnet(DIR) rebuilds it) and card.json.",
+    )
+    e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("--budget", required=True, metavar="VALUE", help="resource budget with an optional unit: 30M, 1.2G, 450K")
+    e.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from .config import TrainConfig, load_config, parse_set_options
+    from .runs import RunDir
+    from .trainer import train
+
+    overrides = parse_set_options(args.set)
+    if args.quiet:
+        overrides["progress"] = False
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.resume:
+        run = RunDir(args.out)
+        if not run.is_run():
+            raise PssError(f"cannot resume: {run.path} is not a pss run directory (no run.json)")
+        if set(overrides) - {"epochs", "progress"}:
+            raise PssError("--set cannot change a run being resumed (only --epochs can extend it); start a new run instead")
+        cfg = TrainConfig.from_mapping(run.read_run()["config"], "run.json")
+        cfg.update(overrides, "--epochs")
+    else:
+        cfg = load_config(args.config, overrides)
+    run = train(cfg, args.out, resume=args.resume, force=args.force)
+    print(f"run written to {run.path}; next: pss calibrate {run.path}")
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from .config import list_presets
+
+    presets = list_presets()
+    width = max(len(n) for n in presets)
+    for name, desc in presets.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .info import run_summary, format_summary
+
+    summary = run_summary(args.run)
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibration import calibrate_run
+    from .info import format_front
+
+    front = calibrate_run(args.run, top_k=args.top_k, images=args.images, device=args.device, progress=not args.quiet)
+    print(format_front(front))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export_subnet
+    from .pools import format_quantity
+
+    card = export_subnet(args.run, args.budget, args.out)
+    print(
+        f"exported {card['key']} ({format_quantity(card['macs'])} MACs, {format_quantity(card['params'])} params, "
+        f"val acc {card['accuracy']:.4f}, input {card['input']['resolution']}px) to {args.out}"
+    )
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    import warnings
+
+    # Library warnings (e.g. a dataset fallback) become one-line notes.
+    warnings.showwarning = lambda message, *a, **k: print(f"pss {args.command}: note: {message}", file=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except PssError as exc:
+        print(f"pss {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pss {args.command}: interrupted; a run can be continued with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

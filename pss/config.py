@@ -1,0 +1,215 @@
+"""Training configuration: one flat dataclass, built-in presets, YAML/JSON files.
+
+Flat keys keep ``--set key=value`` simple and make every ablation knob of the
+papers (p_end, eta_end, M, divisor, k, lower bound...) a plain config key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from .errors import PssError
+
+
+@dataclass
+class TrainConfig:
+    # --- model (one NetSpec builds supernet, costs and export) ---
+    model: str = "mobilenet_v2"
+    width_mult: float = 1.0
+    stem: str = "cifar"
+    # --- structure space S (Sec. 3.1) ---
+    lower_bound: float = 0.75
+    divisor: int = 8
+    resolution_min: int = 24
+    resolution_max: int = 32
+    resolution_step: int = 4
+    # --- budgets Theta (Eq. 1-2) ---
+    constraint: str = "macs"
+    budget_count: int | None = 8
+    budget_step: float | None = None
+    tolerance: float | None = None
+    # --- prioritized subnet sampling (Alg. 3, Eq. 3-6) ---
+    strategy: str = "pss"
+    pool_size: int = 50
+    p_end: float = 0.01
+    eta_end: float = 0.01
+    metric_lambda: float = 0.9
+    structure_set_size: int = 100_000
+    max_trials: int = 1000
+    # --- optimisation (Alg. 1-2) ---
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    progress: bool = True
+    # --- data ---
+    dataset: str = "cifar10"
+    data_root: str = "~/.cache/pss/data"
+    download: bool = True
+    npz_path: str | None = None
+    synthetic_fallback: bool = False
+    imagenet_root: str | None = None
+    imagenet_classes: str | None = None
+    imagenet_resolution: int = 224
+    val_fraction: float = 0.1
+    train_limit: int | None = None
+    val_limit: int | None = None
+    num_workers: int = 2
+    # --- evaluation and BN calibration (Alg. 1 lines 11-17) ---
+    eval_calib_images: int = 2048
+    calib_top_k: int = 5
+    calib_images: int = 8192
+    eval_batch_size: int = 256
+
+    # ------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        cfg = cls()
+        cfg.update(data, source)
+        return cfg
+
+    def update(self, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        hints = get_type_hints(type(self))
+        names = [f.name for f in fields(self)]
+        for key, value in data.items():
+            if key == "description":
+                continue
+            if key not in hints:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PssError(f"unknown config key {key!r} in {source}{hint}; `pss train --help-keys` lists them")
+            setattr(self, key, _coerce(key, value, hints[key], source))
+        self.validate()
+        return self
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 2, "batch_size must be at least 2 (BatchNorm needs a batch)"),
+            (self.lr > 0, "lr must be positive"),
+            (0 < self.lower_bound <= 1, "lower_bound must be in (0, 1]"),
+            (self.divisor >= 1, "divisor must be a positive integer"),
+            (self.resolution_min <= self.resolution_max, "resolution_min must not exceed resolution_max"),
+            (self.resolution_step >= 1, "resolution_step must be positive"),
+            (self.pool_size >= 1, "pool_size must be at least 1"),
+            (0 < self.p_end <= 1, "p_end must be in (0, 1]"),
+            (0 < self.eta_end <= 1, "eta_end must be in (0, 1]"),
+            (0 <= self.metric_lambda <= 1, "metric_lambda must be in [0, 1]"),
+            (self.structure_set_size >= 100, "structure_set_size must be at least 100"),
+            (self.max_trials >= 1, "max_trials must be at least 1"),
+            (self.calib_top_k >= 1, "calib_top_k must be at least 1"),
+            (self.calib_images >= 1, "calib_images must be at least 1"),
+            (self.constraint in ("macs", "params"), "constraint must be 'macs' or 'params'"),
+            (self.strategy == "pss", "strategy must be 'pss' (other strategies are not available yet)"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda[:N]"),
+            ((self.budget_count is None) != (self.budget_step is None), "set exactly one of budget_count and budget_step (set the other to null)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PssError(f"bad config: {message}")
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Turn ``value`` (possibly a string from --set) into the field's type."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    base = args[0] if args else hint
+    if isinstance(value, str) and base is not str:
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
+    if isinstance(value, str) and base is str and optional and value.strip().lower() in ("null", "none", "~"):
+        value = None
+    if value is None:
+        if optional:
+            return None
+        raise PssError(f"config key {key!r} in {source} cannot be null")
+    ok = (
+        (base is bool and isinstance(value, bool))
+        or (base is int and isinstance(value, int) and not isinstance(value, bool))
+        or (base is int and isinstance(value, float) and value.is_integer())
+        or (base is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        kind = base.__name__ + (" or null" if optional else "")
+        raise PssError(f"config key {key!r} in {source} must be {kind}, got {value!r}")
+    return base(value)
+
+
+# ---------------------------------------------------------------------- presets
+def _preset_files() -> dict[str, Path]:
+    root = resources.files("pss") / "presets"
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def list_presets() -> dict[str, str]:
+    """name -> one-line description."""
+    out = {}
+    for name, path in sorted(_preset_files().items()):
+        data = yaml.safe_load(path.read_text()) or {}
+        out[name] = str(data.get("description", "")).strip()
+    return out
+
+
+def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset name or a YAML/JSON file, plus overrides (from --set/--epochs)."""
+    presets = _preset_files()
+    path = Path(name_or_path)
+    if name_or_path in presets:
+        data, source = yaml.safe_load(presets[name_or_path].read_text()) or {}, f"preset {name_or_path!r}"
+    elif path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
+        try:
+            text = path.read_text()
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise PssError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
+        source = str(path)
+        if not isinstance(data, dict):
+            raise PssError(f"config file {path} must hold a mapping of keys to values")
+    elif path.suffix.lower() in (".yaml", ".yml", ".json"):
+        raise PssError(f"config file {path} does not exist")
+    else:
+        close = difflib.get_close_matches(name_or_path, list(presets), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise PssError(f"unknown preset {name_or_path!r}{hint}; `pss presets` lists them, or pass a .yaml/.json config file")
+    cfg = TrainConfig.from_mapping(data, source)
+    if overrides:
+        cfg.update(overrides, "--set")
+    return cfg
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PssError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def config_keys_help() -> str:
+    """One line per key with its default, for --help."""
+    cfg = TrainConfig()
+    return "\n".join(f"  {f.name} = {getattr(cfg, f.name)!r}" for f in fields(cfg))

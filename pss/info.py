@@ -1,0 +1,91 @@
+"""Summaries of a run directory for `pss info` and `pss calibrate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .pools import format_quantity
+from .runs import open_run
+
+
+def run_summary(run_dir) -> dict[str, Any]:
+    run = open_run(run_dir)
+    meta = run.read_run()
+    cfg = meta["config"]
+    snapshots = run.snapshot_paths()
+    last = run.latest_snapshot()
+    front = run.read_front() if run.front_file.is_file() else None
+    pools = []
+    for t, b in enumerate(meta["budgets"]):
+        entry: dict[str, Any] = {"index": t, "budget": b}
+        if last is not None:
+            p = last["pools"][t]
+            entry.update(size=p["size"], capacity=p["capacity"], best_m=(p["entries"][0]["m"] if p["entries"] else None), p=p["p"], eta=p["eta"])
+        if front is not None and front["pools"][t]["best"] is not None:
+            best = front["pools"][t]["candidates"][front["pools"][t]["best"]]
+            entry["calibrated"] = {"key": best["key"], "accuracy": best["accuracy"], "costs": best["costs"]}
+        pools.append(entry)
+    return {
+        "run": str(run.path),
+        "schema_version": meta["schema_version"],
+        "pss_version": meta["pss_version"],
+        "model": meta["model"],
+        "dataset": {k: meta["dataset"].get(k) for k in ("name", "num_classes", "num_train", "num_val")},
+        "constraint": meta["constraint"],
+        "epochs_done": last["epoch"] if last else 0,
+        "epochs": cfg["epochs"],
+        "finished": bool(last and last["epoch"] >= cfg["epochs"]),
+        "snapshots": len(snapshots),
+        "last": None if last is None else {"epoch": last["epoch"], "lr": last["lr"], "losses": last["losses"], "val_acc": last["val_acc"]},
+        "reference_subnets": meta["reference_subnets"],
+        "calibrated": front is not None,
+        "pools": pools,
+    }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    unit = s["constraint"]
+    m = s["model"]
+    lines = [
+        f"run        {s['run']}",
+        f"model      {m['model']} x{m['width_mult']} ({m['stem']} stem), {s['dataset']['name']} "
+        f"({s['dataset']['num_classes']} classes, {s['dataset']['num_train']} train / {s['dataset']['num_val']} val)",
+        f"progress   {s['epochs_done']}/{s['epochs']} epochs" + (" (finished)" if s["finished"] else " (training or stopped)"),
+    ]
+    if s["last"]:
+        acc = s["last"]["val_acc"]
+        lines.append(f"last epoch val acc max {acc['max']:.4f}  min {acc['min']:.4f}; loss max {s['last']['losses']['max']:.4f}")
+    ref = s["reference_subnets"]
+    lines.append(f"range      {format_quantity(ref['min']['costs'][unit])} .. {format_quantity(ref['max']['costs'][unit])} {unit}")
+    lines.append(f"{'pool':>4}  {'budget (' + unit + ')':>18}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {unit:>9}")
+    for p in s["pools"]:
+        b = p["budget"]
+        size = f"{p.get('size', 0)}/{p.get('capacity', '?')}"
+        best_m = f"{p['best_m']:.4f}" if p.get("best_m") is not None else "-"
+        cal = p.get("calibrated")
+        acc = f"{cal['accuracy']:.4f}" if cal else "-"
+        cost = format_quantity(cal["costs"][unit]) if cal else "-"
+        lines.append(
+            f"{p['index']:>4}  {format_quantity(b['value']) + ' +/- ' + format_quantity(b['tolerance']):>18}  {size:>8}  {best_m:>8}  {acc:>14}  {cost:>9}"
+        )
+    if not s["calibrated"]:
+        lines.append(f"not calibrated yet: pss calibrate {s['run']}")
+    return "\n".join(lines)
+
+
+def format_front(front: dict[str, Any]) -> str:
+    unit = front["constraint"]
+    lines = [f"calibrated top-{front['top_k']} of each pool on {front['calibration_images']} images (epoch {front['epoch']}):"]
+    for p in front["pools"]:
+        if p["best"] is None:
+            lines.append(f"  pool {p['index']}: empty")
+            continue
+        best = p["candidates"][p["best"]]
+        accs = " ".join(f"{c['accuracy']:.3f}" for c in p["candidates"])
+        lines.append(
+            f"  pool {p['index']} ({p['budget']['label']}): best acc {best['accuracy']:.4f} at "
+            f"{format_quantity(best['costs'][unit])} {unit}  [top-k: {accs}]"
+        )
+    for name, r in front["references"].items():
+        lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_quantity(r['costs'][unit])} {unit}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Supernet and dense subnet, both built from one :class:`~pss.spec.NetSpec`.
+
+Both use the same module tree and parameter names, so exporting a subnet is a
+matter of slicing every supernet tensor to the dense model's shape
+(:func:`slice_state_dict`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ops import ConvBNAct, SlimConvBNAct, SlimLinear, make_act, make_pool
+from .space import Structure
+from .spec import ConvSpec, NetSpec
+
+
+def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Resize a batch to ``resolution`` (bilinear), the way subnets see smaller inputs."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
+class _Block(nn.Module):
+    def __init__(self, body: list[nn.Module], shortcut: nn.Module | str | None, act: str | None) -> None:
+        super().__init__()
+        self.body = nn.ModuleList(body)
+        self.identity = shortcut == "identity"
+        self.shortcut = shortcut if isinstance(shortcut, nn.Module) else None
+        self.act = make_act(act)
+
+
+class DenseBlock(_Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        elif self.identity:
+            out = out + x
+        return self.act(out)
+
+
+class SlimBlock(_Block):
+    def __init__(self, spec_body, *args) -> None:
+        super().__init__(*args)
+        # Output dimension of every body layer (None for pools), fixed by the spec.
+        self._douts = [l.cout if isinstance(l, ConvSpec) else None for l in spec_body]
+        self._sc_dout = None
+
+    def forward(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
+        out = x
+        for layer, d in zip(self.body, self._douts):
+            out = layer(out) if d is None else layer(out, widths[d])
+        if self.shortcut is not None:
+            out = out + self.shortcut(x, widths[self._sc_dout])
+        elif self.identity:
+            out = out + x
+        return self.act(out)
+
+
+class Supernet(nn.Module):
+    """The slimmable supernet N_{phi_max, W}; ``forward(x, structure)`` runs any subnet."""
+
+    def __init__(self, spec: NetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        dmax = spec.dim_max
+        blocks = []
+        for b in spec.blocks:
+            body = [
+                SlimConvBNAct(l, spec.channels(l.cin, dmax), dmax[l.cout]) if isinstance(l, ConvSpec) else make_pool(l)
+                for l in b.body
+            ]
+            sc = b.shortcut
+            if isinstance(sc, ConvSpec):
+                sc = SlimConvBNAct(sc, spec.channels(sc.cin, dmax), dmax[sc.cout])
+            block = SlimBlock(b.body, body, sc, b.act)
+            if isinstance(b.shortcut, ConvSpec):
+                block._sc_dout = b.shortcut.cout
+            blocks.append(block)
+        self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.classifier = SlimLinear(dmax[spec.head_in], spec.num_classes)
+        self.max_widths = tuple(dmax)
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor, structure: Structure | None = None) -> torch.Tensor:
+        if structure is None:
+            widths = self.max_widths
+        else:
+            widths = structure.widths
+            x = resize_batch(x, structure.resolution)
+        for block in self.blocks:
+            x = block(x, widths)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(self.dropout(x))
+
+
+class DenseNet(nn.Module):
+    """A standalone model with the channels of one structure (what export writes).
+
+    It expects inputs already at ``structure.resolution``.
+    """
+
+    def __init__(self, spec: NetSpec, structure: Structure) -> None:
+        super().__init__()
+        w = structure.widths
+        blocks = []
+        for b in spec.blocks:
+            body = [
+                ConvBNAct(l, spec.channels(l.cin, w), w[l.cout]) if isinstance(l, ConvSpec) else make_pool(l)
+                for l in b.body
+            ]
+            sc = b.shortcut
+            if isinstance(sc, ConvSpec):
+                sc = ConvBNAct(sc, spec.channels(sc.cin, w), w[sc.cout])
+            blocks.append(DenseBlock(body, sc, b.act))
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(w[spec.head_in], spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(x)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(self.dropout(x))
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def slice_state_dict(
+    supernet_state: Mapping[str, torch.Tensor],
+    dense: nn.Module,
+    bn_stats: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Cut every supernet tensor down to the dense model's shape: W_i[1:o_i].
+
+    ``bn_stats`` (calibrated running mean/var keyed like the state dict)
+    replace the supernet's stale running statistics.
+    """
+    out = {}
+    for key, target in dense.state_dict().items():
+        src = bn_stats[key] if bn_stats is not None and key in bn_stats else supernet_state[key]
+        if src.dim() == 0:
+            out[key] = src.clone()
+            continue
+        index = tuple(slice(0, n) for n in target.shape)
+        out[key] = src[index].detach().clone().contiguous()
+    return out
+
+
+def extract_subnet(supernet: Supernet, structure: Structure, bn_stats: Mapping[str, torch.Tensor] | None = None) -> DenseNet:
+    """A dense copy of ``supernet``'s slice for ``structure`` with physically smaller weights."""
+    dense = DenseNet(supernet.spec, structure)
+    dense.load_state_dict(slice_state_dict(supernet.state_dict(), dense, bn_stats))
+    return dense.eval()
