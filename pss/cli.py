@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PssError as exc:
         print(f"pss {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `pss info RUN --json | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"pss {args.command}: interrupted; a run can be continued with --resume", file=sys.stderr)
         return 130

@@ -96,7 +96,7 @@ class TrainConfig:
             if key not in hints:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise PssError(f"unknown config key {key!r} in {source}{hint}; `pss train --help-keys` lists them")
+                raise PssError(f"unknown config key {key!r} in {source}{hint}; `pss train --help` lists them")
             setattr(self, key, _coerce(key, value, hints[key], source))
         self.validate()
         return self

@@ -60,13 +60,14 @@ def load_trained_supernet(run, device: torch.device | str = "cpu"):
     import json
 
     from .pools import SubnetPool
-    from .runs import load_tensors
+    from .runs import check_checkpoint_version, load_tensors
     from .supernet import Supernet
 
     cfg, ctx = context_from_run(run.read_run())
     if not run.checkpoint.is_file():
         raise PssError(f"run {run.path} has no checkpoint.pt yet; wait for its first epoch to finish")
     state = load_tensors(run.checkpoint, "checkpoint")
+    check_checkpoint_version(state, run.checkpoint)
     model = Supernet(ctx.spec)
     try:
         model.load_state_dict(state["model"])

@@ -13,7 +13,6 @@ Three files per export:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import torch
 from . import __version__
 from .errors import PssError
 from .pools import Budget, format_quantity, parse_quantity
-from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, load_tensors, open_run, read_json
+from .runs import utc_timestamp, SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, load_tensors, open_run, read_json
 from .space import Structure
 from .supernet import DenseNet, extract_subnet, resize_batch
 
@@ -57,7 +56,7 @@ def build_card(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: 
         "schema_version": SCHEMA_VERSION,
         "kind": "pss-subnet-card",
         "pss_version": __version__,
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "exported": utc_timestamp(),
         "structure": s,
         "key": candidate["key"],
         "costs": candidate["costs"],
@@ -100,7 +99,12 @@ def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True) -> 
     if out.is_dir() and any(p.name not in (CARD_FILE, PROGRAM_FILE, STATE_FILE) for p in out.iterdir()):
         raise PssError(f"--out {out} holds other files; export into an empty or new directory")
     run_json = run.read_run()
-    _, ctx, model, _ = load_trained_supernet(run)
+    _, ctx, model, state = load_trained_supernet(run)
+    if int(state["epoch"]) != int(front["epoch"]):
+        raise PssError(
+            f"the calibrated front is from epoch {front['epoch']} but the checkpoint is from epoch {state['epoch']}; "
+            f"rerun `pss calibrate {run.path}`"
+        )
     all_stats = load_tensors(run.bn_stats_file, "calibrated BN statistics")
     if structure.key not in all_stats:
         raise PssError(f"calibrated BN statistics for {structure.key} are missing; rerun `pss calibrate {run.path}`")
@@ -113,7 +117,7 @@ def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True) -> 
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(dense, (example,), dynamic_shapes=({0: batch},))
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{PROGRAM_FILE}.tmp"
+    tmp = out / f".partial.{PROGRAM_FILE}"  # torch.export wants the .pt2 suffix
     torch.export.save(program, str(tmp))
     tmp.replace(out / PROGRAM_FILE)
     atomic_torch_save(dense.state_dict(), out / STATE_FILE)

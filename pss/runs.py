@@ -35,11 +35,28 @@ FRONT_FILE = "front.json"
 BN_STATS_FILE = "bn_stats.pt"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def utc_timestamp() -> str:
+    """RFC 3339 UTC time, e.g. 2026-11-21T05:41:00+00:00."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; run files are meant to be shared
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -57,6 +74,12 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic(path, lambda fh: torch.save(obj, fh))
+
+
+def check_checkpoint_version(state: Any, path: Path) -> None:
+    version = state.get("schema_version") if isinstance(state, dict) else None
+    if version != SCHEMA_VERSION:
+        raise PssError(f"checkpoint {path} has schema version {version!r}; this pss reads version {SCHEMA_VERSION}")
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

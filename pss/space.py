@@ -90,6 +90,8 @@ class Structure:
     def from_key(cls, key: str) -> "Structure":
         try:
             head, tail = key.split("-", 1)
+            if not head.startswith("r"):
+                raise ValueError(key)
             return cls(tuple(int(w) for w in tail.split(".")), int(head[1:]))
         except ValueError as exc:
             raise PssError(f"malformed structure key {key!r}: expected 'r<res>-<w1>.<w2>...'") from exc
@@ -132,6 +134,9 @@ class StructureSpace:
             # many integers round to them).
             rounded = np.floor(np.arange(low, top + 1) / divisor + 0.5).astype(np.int64) * divisor
             rounded = np.clip(rounded, min(top, round_to_divisor(low, divisor)), top)
+            # o_max itself stays reachable even when it is not a multiple of the
+            # divisor, so the supernet (phi_max) is a member of S.
+            rounded[-1] = top
             choices = tuple(int(c) for c in np.unique(rounded))
             dims.append(Dimension(name, choices[0], top, choices))
             self.integer_pools.append(rounded)

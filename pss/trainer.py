@@ -38,7 +38,7 @@ from .context import SupernetContext, resolve_device
 from .data import DataBundle, DataConfig, load_data
 from .errors import PssError
 from .pools import SubnetPool, pools_from_budgets
-from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, load_tensors
+from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, check_checkpoint_version, load_tensors, utc_timestamp
 from .sampling import (
     StructureDistributionSampler,
     pool_temperature,
@@ -47,6 +47,7 @@ from .sampling import (
     space_sampling_probability,
     training_progress,
 )
+from .space import Structure
 from .supernet import Supernet
 
 
@@ -90,6 +91,7 @@ class StepResult:
     pool_index: int
     source: str
     trials: int
+    medium: Structure
 
 
 class PssTrainer:
@@ -152,7 +154,7 @@ class PssTrainer:
                 "schema_version": SCHEMA_VERSION,
                 "kind": "pss-run",
                 "pss_version": __version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "created": utc_timestamp(),
                 "config": self.cfg.to_json(),
                 "dataset": self.data.describe(),
                 "model": {**spec.builder, "family": spec.family},
@@ -206,6 +208,11 @@ class PssTrainer:
         self._backward(loss_min)
         del out_min
 
+        if not all(math.isfinite(v) for v in (loss_max.item(), loss_mid.item(), loss_min.item(), metric)):
+            raise PssError(
+                f"training diverged at step {self.step} (a loss is not finite); lower lr (now {cfg.lr}) "
+                "and start over with --force, or --resume from the last good epoch"
+            )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
@@ -217,7 +224,7 @@ class PssTrainer:
         else:
             counters.from_pool += 1
         pool.record(medium, metric, self.costs.costs(medium), cfg.metric_lambda)
-        return StepResult(loss_max.item(), loss_mid.item(), loss_min.item(), metric, t, source, trials)
+        return StepResult(loss_max.item(), loss_mid.item(), loss_min.item(), metric, t, source, trials, medium)
 
     # ------------------------------------------------------------------ epochs
     def fit(self) -> None:
@@ -361,6 +368,7 @@ class PssTrainer:
         import json
 
         state = load_tensors(self.run.checkpoint, "checkpoint")
+        check_checkpoint_version(state, self.run.checkpoint)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -401,6 +409,10 @@ def train(
     elif existing and not force:
         what = "a pss run" if run.is_run() else "not empty"
         raise PssError(f"{run.path} is {what}; pass --resume to continue it or --force to overwrite it")
+    for key in ("npz_path", "imagenet_root", "data_root"):
+        value = getattr(cfg, key)
+        if value:  # later commands (calibrate, export) may run from another directory
+            setattr(cfg, key, str(Path(value).expanduser().resolve()))
     data = load_data(data_config(cfg))  # fails before anything is written
     trainer = PssTrainer(cfg, run.path, data, resume=resume)
     if resume and trainer.start_epoch >= cfg.epochs:
