@@ -15,7 +15,7 @@ from torch import nn
 
 from .ops import ConvBNAct, SlimConvBNAct, SlimLinear, make_act, make_pool
 from .space import Structure
-from .spec import ConvSpec, NetSpec
+from .spec import BlockSpec, ConvSpec, NetSpec
 
 
 def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 class _Block(nn.Module):
-    def __init__(self, body: list[nn.Module], shortcut: nn.Module | str | None, act: str | None) -> None:
+    def __init__(self, spec: BlockSpec, body: list[nn.Module], shortcut: nn.Module | str | None, act: str | None) -> None:
         super().__init__()
         self.body = nn.ModuleList(body)
         self.identity = shortcut == "identity"
@@ -47,11 +47,11 @@ class DenseBlock(_Block):
 
 
 class SlimBlock(_Block):
-    def __init__(self, spec_body, *args) -> None:
-        super().__init__(*args)
-        # Output dimension of every body layer (None for pools), fixed by the spec.
-        self._douts = [l.cout if isinstance(l, ConvSpec) else None for l in spec_body]
-        self._sc_dout = None
+    def __init__(self, spec: BlockSpec, *args) -> None:
+        super().__init__(spec, *args)
+        # Output dimension of every layer (None for pools), fixed by the spec.
+        self._douts = [l.cout if isinstance(l, ConvSpec) else None for l in spec.body]
+        self._sc_dout = spec.shortcut.cout if isinstance(spec.shortcut, ConvSpec) else None
 
     def forward(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
         out = x
@@ -71,19 +71,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.spec = spec
         dmax = spec.dim_max
-        blocks = []
-        for b in spec.blocks:
-            body = [
-                SlimConvBNAct(l, spec.channels(l.cin, dmax), dmax[l.cout]) if isinstance(l, ConvSpec) else make_pool(l)
-                for l in b.body
-            ]
-            sc = b.shortcut
-            if isinstance(sc, ConvSpec):
-                sc = SlimConvBNAct(sc, spec.channels(sc.cin, dmax), dmax[sc.cout])
-            block = SlimBlock(b.body, body, sc, b.act)
-            if isinstance(b.shortcut, ConvSpec):
-                block._sc_dout = b.shortcut.cout
-            blocks.append(block)
+        blocks = _build_blocks(spec, dmax, SlimConvBNAct, SlimBlock)
         self.blocks = nn.ModuleList(blocks)
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
         self.classifier = SlimLinear(dmax[spec.head_in], spec.num_classes)
@@ -110,25 +98,27 @@ class DenseNet(nn.Module):
 
     def __init__(self, spec: NetSpec, structure: Structure) -> None:
         super().__init__()
-        w = structure.widths
-        blocks = []
-        for b in spec.blocks:
-            body = [
-                ConvBNAct(l, spec.channels(l.cin, w), w[l.cout]) if isinstance(l, ConvSpec) else make_pool(l)
-                for l in b.body
-            ]
-            sc = b.shortcut
-            if isinstance(sc, ConvSpec):
-                sc = ConvBNAct(sc, spec.channels(sc.cin, w), w[sc.cout])
-            blocks.append(DenseBlock(body, sc, b.act))
+        blocks = _build_blocks(spec, structure.widths, ConvBNAct, DenseBlock)
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(w[spec.head_in], spec.num_classes)
+        self.classifier = nn.Linear(structure.widths[spec.head_in], spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(x)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
+
+
+def _build_blocks(spec: NetSpec, widths, conv_cls, block_cls) -> list[nn.Module]:
+    """Modules for every block of ``spec`` with channels ``widths`` (max widths for the supernet)."""
+    blocks = []
+    for b in spec.blocks:
+        body = [conv_cls(l, spec.channels(l.cin, widths), widths[l.cout]) if isinstance(l, ConvSpec) else make_pool(l) for l in b.body]
+        sc = b.shortcut
+        if isinstance(sc, ConvSpec):
+            sc = conv_cls(sc, spec.channels(sc.cin, widths), widths[sc.cout])
+        blocks.append(block_cls(b, body, sc, b.act))
+    return blocks
 
 
 def _init_weights(model: nn.Module) -> None:
