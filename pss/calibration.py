@@ -127,12 +127,14 @@ def calibrate_run(
     images: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    on_progress=None,
 ) -> dict:
     """`pss calibrate`: per pool, calibrate the top-k entries and keep the best (Alg. 1 lines 11-17).
 
     Writes ``calibration/front.json`` and ``calibration/bn_stats.pt`` and
     returns the front. The min and max subnets are calibrated too, as
-    references for plots.
+    references for plots. ``on_progress(done, total, message)``, when given, is
+    called after each subnet (the dashboard's progress bar).
     """
     from . import __version__
     from .context import load_trained_supernet, resolve_device
@@ -179,6 +181,9 @@ def calibrate_run(
         if bar is not None:
             bar.set_postfix_str(f"pool {t + 1}/{len(pools)} acc {result.accuracy:.3f}", refresh=False)
             bar.update(1)
+        if on_progress is not None:
+            done = sum(len(c) for c in per_pool)
+            on_progress(done, total, f"pool {t + 1}/{len(pools)}: accuracy {result.accuracy:.3f}")
     references = {}
     for name, s in refs.items():
         result, stats = calibrate_and_evaluate(calibrator, s, calib_batches, val_batches, ctx.cost_model.costs(s))
@@ -186,6 +191,8 @@ def calibrate_run(
         bn_stats[s.key] = stats
         if bar is not None:
             bar.update(1)
+        if on_progress is not None:
+            on_progress(len(jobs) + len(references), total, f"reference {name}: accuracy {result.accuracy:.3f}")
     if bar is not None:
         bar.close()
     front = {

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train, inspect, calibrate and export resource-adaptive supernets with Prioritized Subnet Sampling (PSS-Net).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="typical session:\n  pss train smoke --out /tmp/r && pss calibrate /tmp/r && pss info /tmp/r\n"
-        "  pss export /tmp/r --budget 5M --out /tmp/subnet\n\nRun `pss COMMAND --help` for each command's options.",
+        "  pss export /tmp/r --budget 5M --out /tmp/subnet\n  streamlit run app/main.py   # the dashboard\n\nRun `pss COMMAND --help` for each command's options.",
     )
     p.add_argument("--version", action="version", version=f"pss-explorer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -91,7 +91,27 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--budget", required=True, metavar="VALUE", help="resource budget with an optional unit: 30M, 1.2G, 450K")
     e.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
+
+    k = sub.add_parser(
+        "pack",
+        help="shrink a finished run for sharing (fp16 weights, no optimizer state)",
+        description="Rewrite RUN_DIR/checkpoint.pt with float16 weights and without optimizer state (about 4x smaller). "
+        "The run can still be viewed, calibrated and exported, but not resumed. Calibrate after packing, so the "
+        "front's accuracies are those of the packed weights.",
+    )
+    k.add_argument("run", metavar="RUN_DIR")
     return p
+
+
+def _cmd_pack(args) -> int:
+    from .runs import pack_checkpoint
+
+    before, after = pack_checkpoint(args.run)
+    if before == after:
+        print(f"{args.run}: checkpoint already packed ({after / 1e6:.1f} MB)")
+    else:
+        print(f"{args.run}: checkpoint packed {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB (float16 weights; no longer resumable)")
+    return 0
 
 
 def _cmd_train(args) -> int:
@@ -158,7 +178,7 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

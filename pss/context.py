@@ -65,6 +65,11 @@ def load_trained_supernet(run, device: torch.device | str = "cpu"):
 
     cfg, ctx = context_from_run(run.read_run())
     if not run.checkpoint.is_file():
+        if run.snapshot_paths():
+            raise PssError(
+                f"run {run.path} has snapshots but no checkpoint.pt (a generated or trimmed run?); "
+                "without weights it can be viewed but not calibrated or exported"
+            )
         raise PssError(f"run {run.path} has no checkpoint.pt yet; wait for its first epoch to finish")
     state = load_tensors(run.checkpoint, "checkpoint")
     check_checkpoint_version(state, run.checkpoint)

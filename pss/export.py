@@ -85,13 +85,35 @@ def build_card(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: 
 
 def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True) -> dict[str, Any]:
     """`pss export`: write the calibrated subnet nearest ``budget`` to ``out_dir``; returns its card."""
-    from .context import load_trained_supernet
-
     run = open_run(run_dir)
     value = parse_quantity(budget) if isinstance(budget, str) else float(budget)
     front = run.read_front()
     pool = pool_for_budget(front, value)
-    candidate = pool["candidates"][pool["best"]]
+    return export_candidate(run.path, pool["candidates"][pool["best"]]["key"], out_dir, check=check, front=front)
+
+
+def find_candidate(front: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pool, candidate) of the calibrated subnet with structure ``key`` in a front."""
+    for pool in front["pools"]:
+        for candidate in pool["candidates"]:
+            if candidate["key"] == key:
+                return pool, candidate
+    raise PssError(f"subnet {key} is not in the calibrated front; pick one listed by `pss info RUN` or rerun `pss calibrate`")
+
+
+def export_candidate(run_dir, key: str, out_dir, check: bool = True, front: dict[str, Any] | None = None, loaded=None) -> dict[str, Any]:
+    """Export the calibrated candidate ``key`` of a run's front to ``out_dir``; returns its card.
+
+    ``loaded`` is an optional ``(context, supernet, checkpoint_epoch)`` from
+    :func:`pss.context.load_trained_supernet`, so a long-lived caller (the
+    dashboard) loads the checkpoint once. The supernet is only read, never
+    modified: slices are copies and the self-check runs on a deep copy.
+    """
+    from .context import load_trained_supernet
+
+    run = open_run(run_dir)
+    front = run.read_front() if front is None else front
+    pool, candidate = find_candidate(front, key)
     structure = Structure.from_json(candidate["structure"])
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
@@ -99,10 +121,14 @@ def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True) -> 
     if out.is_dir() and any(p.name not in (CARD_FILE, PROGRAM_FILE, STATE_FILE) for p in out.iterdir()):
         raise PssError(f"--out {out} holds other files; export into an empty or new directory")
     run_json = run.read_run()
-    _, ctx, model, state = load_trained_supernet(run)
-    if int(state["epoch"]) != int(front["epoch"]):
+    if loaded is None:
+        _, ctx, model, state = load_trained_supernet(run)
+        epoch = int(state["epoch"])
+    else:
+        ctx, model, epoch = loaded
+    if epoch != int(front["epoch"]):
         raise PssError(
-            f"the calibrated front is from epoch {front['epoch']} but the checkpoint is from epoch {state['epoch']}; "
+            f"the calibrated front is from epoch {front['epoch']} but the checkpoint is from epoch {epoch}; "
             f"rerun `pss calibrate {run.path}`"
         )
     all_stats = load_tensors(run.bn_stats_file, "calibrated BN statistics")

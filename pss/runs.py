@@ -160,6 +160,32 @@ class RunDir:
         return read_json(self.front_file, "calibrated front")
 
 
+def pack_checkpoint(run_dir: str | Path) -> tuple[int, int]:
+    """Shrink a run's checkpoint for sharing: fp16 weights, no optimizer state.
+
+    Floating-point tensors of the model are stored as float16 (loading casts
+    them back into the float32 supernet); the optimizer and AMP scaler states
+    are dropped and ``"packed": "float16"`` marks the file, so ``pss train
+    --resume`` refuses it with a clear message. Viewing, calibrating and
+    exporting work as before. Calibrate *after* packing so the front's
+    accuracies are those of the shipped weights. Returns (bytes before, after).
+    """
+    run = open_run(run_dir)
+    if not run.checkpoint.is_file():
+        raise PssError(f"run {run.path} has no checkpoint.pt to pack; wait for its first epoch to finish")
+    before = run.checkpoint.stat().st_size
+    state = load_tensors(run.checkpoint, "checkpoint")
+    check_checkpoint_version(state, run.checkpoint)
+    if state.get("packed"):
+        return before, before
+    state["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    state["optimizer"] = {}
+    state["scaler"] = {}
+    state["packed"] = "float16"
+    atomic_torch_save(state, run.checkpoint)
+    return before, run.checkpoint.stat().st_size
+
+
 def open_run(path: str | Path) -> RunDir:
     run = RunDir(path)
     if not run.path.exists():

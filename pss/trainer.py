@@ -369,6 +369,11 @@ class PssTrainer:
 
         state = load_tensors(self.run.checkpoint, "checkpoint")
         check_checkpoint_version(state, self.run.checkpoint)
+        if state.get("packed"):
+            raise PssError(
+                f"the checkpoint of {self.run.path} was packed with `pss pack` ({state['packed']} weights, no optimizer state) "
+                "and cannot be resumed; view, calibrate or export it, or train a new run"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,103 @@
+"""pss-explorer dashboard: `streamlit run app/main.py` (opens on the bundled sample run).
+
+Thin on purpose: reading runs lives in ``pssviz.load``, derived tables in
+``pssviz.analysis``, figures in ``pssviz.figures``, calibration and export in
+``pss``. This file only lays out the sidebar and routes to a page.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # app/ modules, also under AppTest
+
+import streamlit as st  # noqa: E402
+
+import pssviz  # noqa: E402
+import state  # noqa: E402
+import views  # noqa: E402
+
+st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
+
+PAGE_NAMES = list(views.PAGES)
+
+
+def _page_from_url() -> str:
+    wanted = st.query_params.get("page", PAGE_NAMES[0])
+    by_slug = {n.lower().replace(" & ", "-").replace(" ", "-"): n for n in PAGE_NAMES}
+    return by_slug.get(str(wanted).lower(), wanted if wanted in PAGE_NAMES else PAGE_NAMES[0])
+
+
+def _sidebar() -> tuple[str | None, list[str], str, bool]:
+    with st.sidebar:
+        st.title("pss-explorer")
+        st.caption("Prioritized Subnet Sampling, seen from the inside.")
+        if "page" not in st.session_state:
+            st.session_state["page"] = _page_from_url()
+        page = st.radio("Page", PAGE_NAMES, key="page")
+        st.query_params["page"] = page.lower().replace(" & ", "-").replace(" ", "-")
+        st.divider()
+        root = st.text_input(
+            "Runs folder", value=state.default_runs_root(), key="runs_root",
+            help=f"A run directory or a folder of runs (searched 3 levels deep). Set ${state.RUNS_ENV} to change the default.",
+        )
+        runs = state.find_runs(root) if root else []
+        if not runs:
+            st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
+            return None, [], page, False
+        rel = {r: _short(r, root) for r in runs}
+        run = st.selectbox("Run", runs, format_func=rel.get, key="run")
+        others = st.multiselect(
+            "Compare with", [r for r in runs if r != run], format_func=rel.get, key="compare",
+            help="Other runs (e.g. baselines) to overlay on the accuracy–resource front.",
+        )
+        follow = st.toggle("Follow training", value=True, key="follow", help="Re-read the run when new epochs land (every 3 s).")
+        return run, others, page, follow
+
+
+def _short(path: str, root: str) -> str:
+    try:
+        rel = str(Path(path).relative_to(Path(root).expanduser()))
+    except ValueError:
+        rel = path
+    return Path(path).name if rel == "." else rel
+
+
+@st.fragment(run_every=3)
+def _watch(path: str, signature: tuple) -> None:
+    """Polls the run's file signature; a change reruns the app (new epoch, new calibration)."""
+    if pssviz.run_signature(path) != signature:
+        st.rerun(scope="app")
+
+
+def main() -> None:
+    run, others, page, follow = _sidebar()
+    st.header(page)
+    if run is None:
+        st.info("Pick a runs folder in the sidebar to begin.")
+        return
+    try:
+        data, signature = state.load_run(run)
+    except pssviz.RunLoadError as exc:
+        st.error(f"Cannot open this run: {exc}")
+        return
+    for problem in data.problems:
+        st.warning(problem)
+    compared = []
+    for other in others:
+        try:
+            compared.append(state.load_run(other)[0])
+        except pssviz.RunLoadError as exc:
+            st.warning(f"Not compared: {exc}")
+    if follow and data.status in ("training", "empty", "stopped"):
+        with st.sidebar:
+            st.caption(f"Watching **{data.name}** for new epochs…")
+            _watch(run, signature)
+    try:
+        views.PAGES[page](data, compared)
+    except Exception as exc:  # keep the rest of the app alive; one line, no traceback
+        st.error(f"This page could not be drawn for {data.name}: {state.describe_error(exc)}")
+
+
+main()

@@ -1,0 +1,114 @@
+"""Streamlit caches over pssviz/pss: what is read once, and what invalidates it.
+
+* Run tables: ``st.cache_data`` keyed by the run path and its file signature
+  (modification times and sizes), so a new snapshot or a recalibration
+  invalidates exactly that run. Unchanged snapshot files are parsed once
+  (``SnapshotCache`` resource), so following a live run re-reads one file per epoch.
+* The trained supernet: ``st.cache_resource`` keyed by the checkpoint's mtime;
+  export only reads it (slices are copies).
+* Exports: ``st.cache_data`` per (run, subnet key, signature).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import streamlit as st
+
+import pssviz
+from pssviz.load import RunData, RunLoadError
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_ROOT = REPO / "sample_checkpoints"
+RUNS_ENV = "PSS_RUNS"
+
+
+def default_runs_root() -> str:
+    """$PSS_RUNS when set, else the bundled sample runs."""
+    return os.environ.get(RUNS_ENV) or str(SAMPLE_ROOT)
+
+
+@st.cache_resource
+def snapshot_cache() -> pssviz.SnapshotCache:
+    return pssviz.SnapshotCache()
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading run…")
+def _load(path: str, signature: tuple) -> RunData:
+    return pssviz.load_run(path, cache=snapshot_cache())
+
+
+def load_run(path: str | Path) -> tuple[RunData, tuple]:
+    """(the run's tables, the file signature they were read at); raises RunLoadError (one line)."""
+    path = str(Path(path).expanduser())
+    signature = pssviz.run_signature(path)
+    return _load(path, signature), signature
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def find_runs(root: str) -> list[str]:
+    return [str(p) for p in pssviz.find_runs(root)]
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the trained supernet…")
+def trained_supernet(path: str, checkpoint_stamp: tuple):
+    """(context, supernet, checkpoint epoch); shared across sessions, never mutated."""
+    from pss.context import load_trained_supernet
+    from pss.runs import open_run
+
+    _, ctx, model, state = load_trained_supernet(open_run(path))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return ctx, model, int(state["epoch"])
+
+
+def checkpoint_stamp(path: str | Path) -> tuple:
+    st_ = (Path(path) / "checkpoint.pt").stat()
+    return (st_.st_mtime_ns, st_.st_size)
+
+
+def export_problem(data: RunData) -> str | None:
+    """Why this run's calibrated subnets cannot be exported now, or None."""
+    if data.front is None:
+        return "the run is not calibrated yet"
+    if not data.has_checkpoint:
+        return "the run has no checkpoint.pt (a generated or trimmed run): nothing to slice weights from"
+    if not (data.path / "calibration" / "bn_stats.pt").is_file():
+        return f"calibration/bn_stats.pt is missing; rerun `pss calibrate {data.path}`"
+    if data.front_epoch != data.last_epoch:
+        return f"the calibration is from epoch {data.front_epoch} but training has reached epoch {data.last_epoch}; recalibrate first"
+    return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def export_zip(path: str, key: str, signature: tuple) -> bytes:
+    """The same three files `pss export` writes (model.pt2, state_dict.pt, card.json), zipped."""
+    from pss.export import export_candidate
+
+    loaded = trained_supernet(path, checkpoint_stamp(path))
+    with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
+        out = Path(tmp) / "subnet"
+        export_candidate(path, key, out, loaded=loaded)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(out.iterdir()):
+                zf.write(f, arcname=f"{export_name(key)}/{f.name}")
+        return buf.getvalue()
+
+
+def export_name(key: str) -> str:
+    """A file-system friendly name for an export of subnet ``key``."""
+    from pss.space import Structure
+
+    s = Structure.from_key(key)
+    return f"pss-subnet-r{s.resolution}-{s.short_id}"
+
+
+def describe_error(exc: Exception) -> str:
+    if isinstance(exc, RunLoadError):
+        return str(exc)
+    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

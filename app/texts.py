@@ -1,0 +1,36 @@
+"""One sentence per chart, tying it to the algorithm step and the paper's symbols (PSS-Net, Sec. 3)."""
+
+INTRO = (
+    "PSS-Net trains one weight-sharing **supernet** and keeps, for each resource budget **θᵗ**, a **pool πᵗ** of the "
+    "best subnet structures it has seen (Alg. 3); the pools steer sampling during training (Eq. 3–6) and yield one "
+    "calibrated subnet per budget after it (Alg. 1)."
+)
+
+CHARTS = {
+    "curves": "Alg. 2 trains three subnets per batch: the **max** subnet φᵐᵃˣ on the labels (cross-entropy), the **min** "
+    "φᵐⁱⁿ and one **medium** subnet from a pool on the max subnet's soft labels (KL, in-place distillation); "
+    "validation accuracy uses freshly re-estimated BN statistics.",
+    "entries": "Every dot is a subnet φ in a pool πᵗ at the chosen epoch: its cost C(φ) against its pool metric **m** "
+    "(the moving average of −loss, Alg. 3); the shaded bands are the budgets **θᵗ ± δ** a subnet must fall in, "
+    "and bigger dots were sampled more often.",
+    "evolution": "How each pool πᵗ changed epoch by epoch: subnets pushed in and evicted (Alg. 3 keeps the best **M** "
+    "by **m**), the best and mean **m**, and the cost spread of its entries inside θᵗ ± δ.",
+    "counters": "Where each pool's samples came from in this epoch: drawn from the structure space **S** (probability "
+    "**p**, Eq. 3-4) or from the pool itself (1 − p, Eq. 6), and how many pushes, evictions and metric updates followed.",
+    "table": "The entries of the pools at this epoch, best **m** first; q is each entry's Eq. 6 sampling probability "
+    "and the accuracy column is filled once the run is calibrated at this epoch.",
+    "probabilities": "**p** (Eq. 3) is the chance to explore the structure space S instead of exploiting the pool; it "
+    "stays 1 until a pool is full, then decays as p_end^(t/T); **η** is the temperature of Eq. 6 and decays the same way, "
+    "sharpening the pool distribution q.",
+    "distribution": "Inside one pool: **q** (Eq. 6, softmax of m/η over the entries at the end of the epoch) next to "
+    "the share of times each entry was actually sampled from the pool since it entered.",
+    "profiles": "Width profile of each pool's best subnet: **oᵢ / oᵢᵐᵃˣ** per layer (Sec. 3.1), against the "
+    "uniform-width subnet of about the same cost (dashed) that US-Net or MutualNet would use.",
+    "heatmap": "All pools at once: rows are budgets θᵗ (cheapest at the bottom), columns are layers, colour is "
+    "oᵢ / oᵢᵐᵃˣ of the pool's best subnet — where PSS spends and saves channels.",
+    "front": "After training, Alg. 1 re-estimates BN statistics of each pool's top-k subnets and keeps the most accurate "
+    "(Eq. 5): big marks are each pool's best, light marks the other candidates, stars the max and min subnets.",
+    "export": "Drag the budget: the most accurate calibrated subnet whose cost fits is chosen (Eq. 5 over the whole "
+    "front); download it as a standalone PyTorch model (the same files `pss export` writes).",
+    "selected_profile": "The chosen subnet's widths oᵢ / oᵢᵐᵃˣ per layer, with the uniform-width subnet of the same cost.",
+}

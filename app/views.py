@@ -1,0 +1,253 @@
+"""The five pages. Each is a function of a loaded run; figures come from pssviz.figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import state
+from pss.pools import format_quantity
+from pssviz import analysis, figures
+from pssviz.load import RunData
+from texts import CHARTS, INTRO
+
+PLOT_CONFIG = {"displaylogo": False}
+COST_LABELS = {"macs": "MACs", "params": "parameters"}
+
+
+def _chart(fig, key: str, text: str | None = None) -> None:
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+    if text:
+        st.caption(text)
+
+
+def _epoch_slider(data: RunData, key: str) -> int:
+    epochs = [int(e) for e in data.epochs["epoch"]]
+    if len(epochs) == 1:
+        st.caption(f"Epoch {epochs[0]} (the only finished epoch so far)")
+        return epochs[0]
+    return int(st.select_slider("Epoch", options=epochs, value=epochs[-1], key=key, help="Pools as they were at the end of this epoch."))
+
+
+def _no_epochs(data: RunData) -> bool:
+    if len(data.epochs):
+        return False
+    st.info(
+        f"No epoch of **{data.name}** has finished yet. This page fills in as `pss train` writes "
+        f"`snapshots/epoch_NNNN.json` (the view refreshes by itself while *Follow training* is on)."
+    )
+    return True
+
+
+def _cost_label(data: RunData) -> str:
+    return COST_LABELS.get(data.constraint, data.constraint)
+
+
+# ---------------------------------------------------------------------------- Overview
+def overview(data: RunData, others: list[RunData]) -> None:
+    st.markdown(INTRO)
+    info = data.info()
+    cols = st.columns(4)
+    cols[0].metric("Status", info["status"])
+    cols[1].metric("Epochs", info["epochs"])
+    if len(data.epochs):
+        last = data.epochs.iloc[-1]
+        if pd.notna(last["val_acc_max"]):
+            cols[2].metric("Val. accuracy max / min", f"{last['val_acc_max']:.1%} / {last['val_acc_min']:.1%}")
+        cols[3].metric("Images / s", f"{last['images_per_second']:.0f}")
+    left, right = st.columns([3, 2])
+    with left:
+        if not _no_epochs(data):
+            _chart(figures.training_curves_figure(data.epochs), "curves", CHARTS["curves"])
+    with right:
+        st.subheader("Run")
+        st.dataframe(pd.DataFrame({"value": [str(v) for v in info.values()]}, index=list(info.keys())), width="stretch")
+        st.subheader(f"Budgets θ ± δ ({_cost_label(data)})")
+        b = data.budgets.assign(theta=data.budgets["theta"].map(format_quantity), delta=data.budgets["delta"].map(format_quantity))
+        st.dataframe(b[["pool", "label", "theta", "delta"]], hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------------- Pools
+def pools(data: RunData, others: list[RunData]) -> None:
+    if _no_epochs(data):
+        return
+    epoch = _epoch_slider(data, "pools_epoch")
+    at = analysis.entries_at(data, epoch)
+    _chart(figures.pool_entries_figure(at, data.budgets, epoch=epoch, cost_label=_cost_label(data)), "entries", CHARTS["entries"])
+    _chart(figures.pool_counters_figure(data.pools, epoch), "counters", CHARTS["counters"])
+    _chart(figures.pool_evolution_figure(data.pools, cost_label=_cost_label(data)), "evolution", CHARTS["evolution"])
+    st.subheader("Pool table")
+    labels = dict(zip(data.budgets["pool"], data.budgets["label"]))
+    choice = st.selectbox("Pool", ["all pools"] + [labels[t] for t in data.budgets["pool"]], key="table_pool")
+    pool = None if choice == "all pools" else int(data.budgets.loc[data.budgets["label"] == choice, "pool"].iloc[0])
+    table = analysis.pool_table(data, epoch, pool)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "m": st.column_config.NumberColumn("m", format="%.4f", help="pool metric: moving average of -loss"),
+            "q": st.column_config.NumberColumn("q", format="%.3f", help="Eq. 6 sampling probability"),
+            "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+            "macs": st.column_config.NumberColumn("MACs", format="compact"),
+            "params": st.column_config.NumberColumn("params", format="compact"),
+        },
+        key="pool_table",
+    )
+    st.caption(CHARTS["table"])
+
+
+# ---------------------------------------------------------------------------- Sampling
+def sampling(data: RunData, others: list[RunData]) -> None:
+    if _no_epochs(data):
+        return
+    log = st.toggle("Logarithmic y axis", value=False, key="prob_log")
+    _chart(figures.sampling_probability_figure(data.pools, data.epochs, log=log), "probabilities", CHARTS["probabilities"])
+    st.subheader("Inside one pool: q against actual samples")
+    c1, c2 = st.columns([1, 3])
+    with c1:
+        labels = list(data.budgets["label"])
+        label = st.selectbox("Pool", labels, index=len(labels) // 2, key="dist_pool")
+        pool = labels.index(label)
+    with c2:
+        epoch = _epoch_slider(data, "dist_epoch")
+    _chart(figures.pool_distribution_figure(analysis.entries_at(data, epoch), pool, label), "distribution", CHARTS["distribution"])
+
+
+# ---------------------------------------------------------------------------- Widths
+def widths(data: RunData, others: list[RunData]) -> None:
+    if _no_epochs(data):
+        return
+    epoch = _epoch_slider(data, "widths_epoch")
+    labels = list(data.budgets["label"])
+    default = sorted({labels[0], labels[len(labels) // 2], labels[-1]}, key=labels.index)
+    chosen = st.multiselect("Pools to compare", labels, default=default, key="widths_pools")
+    pools_ = [labels.index(c) for c in chosen]
+    if pools_:
+        _chart(figures.width_profile_figure(analysis.width_profiles(data, epoch, pools_)), "profiles", CHARTS["profiles"])
+    else:
+        st.info("Pick at least one pool to draw its width profile.")
+    _chart(figures.width_heatmap_figure(analysis.width_matrix(data, epoch)), "heatmap", CHARTS["heatmap"])
+
+
+# ---------------------------------------------------------------------------- Front & Export
+def front_export(data: RunData, others: list[RunData]) -> None:
+    if data.front is None:
+        _offer_calibration(data)
+        return
+    if data.front_epoch != data.last_epoch:
+        st.warning(
+            f"This front was calibrated at epoch {data.front_epoch}; training has reached epoch {data.last_epoch}. "
+            "Recalibrate to see the current weights."
+        )
+        _calibrate_button(data, "Recalibrate now")
+    columns = [c for c in ("macs", "params") if data.front[c].notna().all()]
+    constraint = data.constraint if data.constraint in columns else columns[0]
+    if len(columns) > 1:
+        constraint = st.radio(
+            "Constraint", columns, index=columns.index(constraint), format_func=lambda c: COST_LABELS.get(c, c),
+            horizontal=True, key="constraint",
+        )
+    label = COST_LABELS.get(constraint, constraint)
+    lo, hi = analysis.budget_range(data, constraint)
+    budget = st.slider(
+        f"Budget ({label})", min_value=float(lo), max_value=float(hi), value=float((lo + hi) / 2),
+        step=max((hi - lo) / 200, 1.0), format="%.0f", key=f"budget_{constraint}",
+        help="The most accurate calibrated subnet whose cost is at most this value is chosen.",
+    )
+    chosen = analysis.best_within_budget(data.front, budget, constraint)
+    other_fronts = {o.name: (o.front, o.references) for o in others if o.front is not None}
+    left, right = st.columns([3, 2])
+    with left:
+        fig = figures.front_figure(
+            data.front, data.references, x=constraint, others=other_fronts or None,
+            highlight_key=None if chosen is None else chosen["key"], budgets=data.budgets if constraint == data.constraint else None,
+            x_label=label,
+        )
+        fig.add_vline(x=budget, line_dash="dot", line_color="#444", annotation_text="budget")
+        _chart(fig, "front", CHARTS["front"])
+        if others and not other_fronts:
+            st.caption("The runs picked for comparison are not calibrated, so they are not overlaid.")
+    with right:
+        st.subheader("Chosen subnet")
+        if chosen is None:
+            st.warning(f"No calibrated subnet costs at most {format_quantity(budget)} {label}; raise the budget.")
+        else:
+            _chosen_card(data, chosen, constraint)
+    if chosen is not None:
+        _chart(figures.width_profile_figure(_profile_of(data, chosen)), "chosen_profile", CHARTS["selected_profile"])
+    st.caption(CHARTS["export"])
+    st.subheader("Calibrated candidates")
+    st.dataframe(
+        data.front[["label", "candidate", "key", "accuracy", "macs", "params", "m", "is_best"]],
+        hide_index=True, width="stretch", key="front_table",
+        column_config={"accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+                       "macs": st.column_config.NumberColumn("MACs", format="compact"),
+                       "params": st.column_config.NumberColumn("params", format="compact")},
+    )
+
+
+def _profile_of(data: RunData, chosen: pd.Series) -> pd.DataFrame:
+    return analysis.key_profile(data, str(chosen["key"]), float(chosen["cost"]), int(chosen["pool"]), str(chosen["label"]))
+
+
+def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
+    c1, c2 = st.columns(2)
+    c1.metric("Val. accuracy", f"{chosen['accuracy']:.2%}")
+    c2.metric("Input", f"{int(chosen['resolution'])} px")
+    c1.metric("MACs", format_quantity(chosen["macs"]))
+    c2.metric("Parameters", format_quantity(chosen["params"]))
+    st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
+    st.code(chosen["key"], language=None, wrap_lines=True)
+    problem = state.export_problem(data)
+    name = state.export_name(chosen["key"])
+    if problem:
+        st.info(f"Export unavailable: {problem}.")
+        return
+    path, key, sig = str(data.path), str(chosen["key"]), state.pssviz.run_signature(data.path)
+    st.download_button(
+        "Download the exported model (.zip)",
+        data=lambda: state.export_zip(path, key, sig),
+        file_name=f"{name}.zip",
+        mime="application/zip",
+        type="primary",
+        key="download_export",
+        on_click="ignore",
+        help="model.pt2 (torch.export, dynamic batch), state_dict.pt and card.json: what `pss export` writes.",
+    )
+    st.caption(f"Load it without pss: `torch.export.load('{name}/model.pt2').module()(x)`")
+
+
+def _offer_calibration(data: RunData) -> None:
+    st.info(
+        "This run has not been calibrated yet. Calibration (Alg. 1 lines 11-17) re-estimates the BN statistics of each "
+        "pool's top-k subnets on training images, evaluates them on the validation split and keeps the best per pool; "
+        "it writes `calibration/front.json`, which this page draws."
+    )
+    _calibrate_button(data, "Calibrate now")
+
+
+def _calibrate_button(data: RunData, label: str) -> None:
+    if not data.has_checkpoint:
+        st.caption("No checkpoint.pt in this run, so it cannot be calibrated here.")
+        return
+    if data.status == "training":
+        st.caption("The run is still training; calibrate when it has finished (or now, for the current checkpoint).")
+    if st.button(label, key="calibrate", type="primary"):
+        from pss.calibration import calibrate_run
+
+        bar = st.progress(0.0, text="Calibrating…")
+
+        def report(done: int, total: int, message: str) -> None:
+            bar.progress(min(done / total, 1.0), text=f"Calibrated {done}/{total} subnets — {message}")
+
+        try:
+            calibrate_run(data.path, progress=False, on_progress=report)
+        except Exception as exc:  # a user-facing one-liner, never a traceback
+            st.error(f"Calibration failed: {state.describe_error(exc)}")
+            return
+        bar.progress(1.0, text="Calibration finished")
+        st.rerun()
+
+
+PAGES = {"Overview": overview, "Pools": pools, "Sampling": sampling, "Widths": widths, "Front & Export": front_export}

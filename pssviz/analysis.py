@@ -1,0 +1,176 @@
+"""Derived tables the figures and the app show: best subnets, width profiles, the pool table.
+
+Pure functions of :class:`~pssviz.load.RunData` tables, so notebooks can call
+them and tests can pin them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from .load import RunData, width_ratios
+
+
+def entries_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
+    """Pool entries pi^t at ``epoch`` (default: the newest), best first within each pool."""
+    if not len(data.entries):
+        return data.entries
+    epoch = data.last_epoch if epoch is None else int(epoch)
+    return data.entries[data.entries["epoch"] == epoch]
+
+
+def best_entries(data: RunData, epoch: int | None = None, k: int = 1) -> pd.DataFrame:
+    """The top-``k`` entries of each pool by the metric m at ``epoch``."""
+    at = entries_at(data, epoch)
+    return at[at["rank"] < k].sort_values(["pool", "rank"]).reset_index(drop=True)
+
+
+@lru_cache(maxsize=32)
+def _context(essentials: str):
+    import json
+
+    from pss.context import context_from_run
+
+    return context_from_run(json.loads(essentials))[1]
+
+
+def supernet_context(data: RunData):
+    """The run's :class:`pss.context.SupernetContext` (space S, cost model C), rebuilt from run.json."""
+    import json
+
+    ds = data.run["dataset"]
+    essentials = {"config": data.run["config"], "dataset": {"num_classes": ds["num_classes"], "in_channels": ds["in_channels"]}}
+    return _context(json.dumps(essentials, sort_keys=True))
+
+
+def uniform_reference(data: RunData, cost: float, resolution: int | None = None) -> dict:
+    """The uniform-width subnet (every o_i = w * o_max, Sec. 4 baselines) whose cost is nearest ``cost``.
+
+    Searched over w in [lower_bound, 1] at ``resolution`` (default: the largest);
+    returns {"multiplier", "key", "cost", "resolution"}.
+    """
+    ctx = supernet_context(data)
+    space, costs = ctx.space, ctx.cost_model
+    resolution = int(resolution or space.resolutions[-1])
+    multipliers = np.linspace(space.lower_bound, 1.0, 101)
+    structures = [space.uniform_structure(float(w), resolution) for w in multipliers]
+    widths = np.array([s.widths for s in structures], dtype=np.int64)
+    values = costs.cost_array(data.constraint, widths, np.full(len(structures), resolution, dtype=np.int64))
+    i = int(np.argmin(np.abs(values - cost)))
+    return {"multiplier": float(multipliers[i]), "key": structures[i].key, "cost": float(values[i]), "resolution": resolution}
+
+
+def width_profiles(data: RunData, epoch: int | None = None, pools: list[int] | None = None, reference: bool = True) -> pd.DataFrame:
+    """Tidy o_i/o_max per layer of each pool's best subnet (and its uniform-width reference).
+
+    Columns: pool, label, series ("best" or "uniform"), layer, name, kind, ratio,
+    width, o_max, resolution, cost. The uniform reference has the same
+    resolution and (nearest) the same cost as the pool's best.
+    """
+    best = best_entries(data, epoch)
+    if pools is not None:
+        best = best[best["pool"].isin(pools)]
+    dims = data.dimensions
+    rows = []
+    labels = dict(zip(data.budgets["pool"], data.budgets["label"]))
+    for _, e in best.iterrows():
+        series = [("best", e["key"], e["cost"], np.nan)]
+        if reference:
+            ref = uniform_reference(data, float(e["cost"]), int(e["resolution"]))
+            series.append(("uniform", ref["key"], ref["cost"], ref["multiplier"]))
+        for name, key, cost, multiplier in series:
+            ratio = width_ratios([key], dims)[0]
+            for i, r in enumerate(ratio):
+                rows.append({
+                    "pool": int(e["pool"]), "label": labels.get(int(e["pool"])), "series": name, "layer": i,
+                    "name": dims["name"].iloc[i], "kind": dims["kind"].iloc[i], "ratio": float(r),
+                    "width": int(round(r * dims["o_max"].iloc[i])), "o_max": int(dims["o_max"].iloc[i]),
+                    "resolution": int(key.split("-", 1)[0][1:]), "cost": float(cost), "multiplier": multiplier,
+                })
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+PROFILE_COLUMNS = ["pool", "label", "series", "layer", "name", "kind", "ratio", "width", "o_max", "resolution", "cost", "multiplier"]
+
+
+def key_profile(data: RunData, key: str, cost: float, pool: int, label: str, reference: bool = True) -> pd.DataFrame:
+    """:func:`width_profiles` for one subnet ``key`` (the export page's chosen subnet)."""
+    resolution = int(key.split("-", 1)[0][1:])
+    series = [("best", key, cost, np.nan)]
+    if reference:
+        ref = uniform_reference(data, cost, resolution)
+        series.append(("uniform", ref["key"], ref["cost"], ref["multiplier"]))
+    dims = data.dimensions
+    rows = []
+    for name, k, c, multiplier in series:
+        for i, r in enumerate(width_ratios([k], dims)[0]):
+            rows.append({
+                "pool": pool, "label": label, "series": name, "layer": i, "name": dims["name"].iloc[i], "kind": dims["kind"].iloc[i],
+                "ratio": float(r), "width": int(round(r * dims["o_max"].iloc[i])), "o_max": int(dims["o_max"].iloc[i]),
+                "resolution": resolution, "cost": float(c), "multiplier": multiplier,
+            })
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def width_matrix(data: RunData, epoch: int | None = None) -> pd.DataFrame:
+    """Pools x layers matrix of o_i/o_max of each pool's best subnet (rows: pool labels)."""
+    best = best_entries(data, epoch)
+    if not len(best):
+        return pd.DataFrame(columns=list(data.dimensions["name"]))
+    ratios = width_ratios(best["key"], data.dimensions)
+    labels = dict(zip(data.budgets["pool"], data.budgets["label"]))
+    return pd.DataFrame(ratios, index=[labels.get(int(p), f"pool {p}") for p in best["pool"]], columns=list(data.dimensions["name"]))
+
+
+def pool_table(data: RunData, epoch: int | None = None, pool: int | None = None) -> pd.DataFrame:
+    """The sortable pool table: one row per entry, with calibrated accuracy where the front has it.
+
+    Accuracy is joined only when the front was calibrated at ``epoch`` (an older
+    front describes other weights).
+    """
+    at = entries_at(data, epoch)
+    if pool is not None:
+        at = at[at["pool"] == pool]
+    table = at[["pool", "rank", "key", "resolution", "m", "q", "times_sampled", "macs", "params"]].copy()
+    epoch = data.last_epoch if epoch is None else int(epoch)
+    if data.front is not None and data.front_epoch == epoch and len(table):
+        acc = data.front[["pool", "key", "accuracy", "is_best"]]
+        table = table.merge(acc, on=["pool", "key"], how="left")
+    else:
+        table["accuracy"] = np.nan
+        table["is_best"] = False
+    table["is_best"] = table["is_best"].fillna(False).astype(bool)
+    return table.reset_index(drop=True)
+
+
+def best_within_budget(front: pd.DataFrame, budget: float, column: str = "cost") -> pd.Series | None:
+    """Eq. 5 over the whole calibrated front: the most accurate candidate with ``column`` <= budget.
+
+    Ties go to the cheaper subnet. ``None`` when nothing fits.
+    """
+    if front is None or not len(front):
+        return None
+    fits = front[front[column] <= budget]
+    if not len(fits):
+        return None
+    order = fits.sort_values(["accuracy", column], ascending=[False, True])
+    return order.iloc[0]
+
+
+def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
+    """The export slider's range: the cheapest calibrated candidate to the max subnet's cost.
+
+    Starting at the cheapest candidate means every budget on the slider has a
+    subnet to export (the min reference subnet is calibrated but is not a pool
+    candidate).
+    """
+    if data.front is None or not len(data.front):
+        return (0.0, 0.0)
+    lo = float(data.front[column].min())
+    values = list(data.front[column])
+    if data.references is not None:
+        values += list(data.references[column])
+    return lo, float(max(values))

@@ -1,0 +1,648 @@
+"""Plotly figures of a PSS run: functions of the tidy tables of :mod:`pssviz.load`.
+
+Every builder takes DataFrames (the tables of :class:`~pssviz.load.RunData` or
+the derived tables of :mod:`pssviz.analysis`) and returns a ``go.Figure``;
+nothing here imports Streamlit, so the app and notebooks share them.
+
+Conventions (symbols of the PSS-Net paper):
+
+* one colour per pool index t (:func:`pool_colors`): cheap budgets dark
+  purple, dear ones orange, the same in every figure;
+* one trace per pool (or per series), never one per entry, so a 20-pool x
+  50-entry epoch draws in milliseconds;
+* costs are axis-formatted with SI prefixes (``5.36M``); accuracies are shown
+  in % (the JSON files store fractions);
+* empty input gives a figure with a "no data yet" annotation, never an error.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pc
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TEMPLATE = "plotly_white"
+NO_DATA = "no data yet"
+SI = "~s"  # d3 format of big numbers: 5360000 -> 5.36M
+#: colours of the non-pool series (losses, counters, other runs)
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+OTHER_RUN_COLORS = ("#555555", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
+HIGHLIGHT = "#d62728"
+TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right")
+__all__ = [
+    "pool_colors", "empty_figure", "pool_evolution_figure", "pool_entries_figure", "pool_entries_animation",
+    "sampling_probability_figure", "pool_distribution_figure", "width_profile_figure", "width_heatmap_figure",
+    "front_figure", "training_curves_figure", "pool_counters_figure",
+]
+
+
+# ---------------------------------------------------------------------------- helpers
+@lru_cache(maxsize=64)
+def _pool_colors(n: int, scheme: str) -> tuple[str, ...]:
+    if n <= 0:
+        return ()
+    if scheme == "qualitative":
+        palette = pc.qualitative.D3 if n <= 10 else pc.qualitative.Dark24
+        return tuple(palette[i % len(palette)] for i in range(n))
+    points = [0.0] if n == 1 else list(np.linspace(0.0, 0.85, n))  # Plasma beyond 0.85 is too pale on white
+    return tuple(pc.sample_colorscale("Plasma", points))
+
+
+def pool_colors(n: int, scheme: str = "sequential") -> list[str]:
+    """One colour per pool index 0..n-1 (``"sequential"``: Plasma, ordered like the budgets; or ``"qualitative"``)."""
+    return list(_pool_colors(int(n), scheme))
+
+
+def _rgba(color: str, alpha: float) -> str:
+    """``rgb(...)`` or ``#rrggbb`` -> ``rgba(r, g, b, alpha)``."""
+    if color.startswith("#"):
+        r, g, b = pc.hex_to_rgb(color)
+    else:
+        r, g, b = (float(v) for v in color[color.index("(") + 1 : color.index(")")].split(",")[:3])
+    return f"rgba({r:g}, {g:g}, {b:g}, {alpha:g})"
+
+
+def _empty(df: pd.DataFrame | None) -> bool:
+    return df is None or len(df) == 0
+
+
+def _layout(fig: go.Figure, title: str, **kw) -> go.Figure:
+    kw.setdefault("margin", dict(l=60, r=20, t=70, b=50))
+    fig.update_layout(template=TEMPLATE, title=dict(text=title, x=0.01, xanchor="left"), **kw)
+    return fig
+
+
+def empty_figure(title: str = "", message: str = NO_DATA) -> go.Figure:
+    """A blank figure that says ``message`` (default "no data yet") in its middle."""
+    fig = go.Figure()
+    _layout(fig, title, height=300, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=16, color="#888"))
+    return fig
+
+
+def _n_pools(n_pools: int | None, *frames: pd.DataFrame | None) -> int:
+    """Colour count: ``n_pools`` when given, else 1 + the largest pool index seen (so colours stay put)."""
+    if n_pools is not None:
+        return int(n_pools)
+    n = 0
+    for df in frames:
+        if df is not None and len(df) and "pool" in df.columns:
+            n = max(n, int(df["pool"].max()) + 1)
+    return n
+
+
+def _labels(*frames: pd.DataFrame | None) -> dict[int, str]:
+    """pool index -> label from the first frame with pool/label columns (else "pool t")."""
+    for df in frames:
+        if df is not None and len(df) and {"pool", "label"} <= set(df.columns):
+            first = df.drop_duplicates("pool")
+            return {int(p): str(lab) for p, lab in zip(first["pool"], first["label"]) if pd.notna(lab)}
+    return {}
+
+
+def _label(labels: dict[int, str], t: int) -> str:
+    return labels.get(int(t), f"pool {int(t)}")
+
+
+def _scatter(**kw) -> dict:
+    """A scatter trace as a plain dict: validated once, when the figure takes it (go.Scatter would be validated twice)."""
+    return dict(type="scatter", **kw)
+
+
+def _bar(**kw) -> dict:
+    return dict(type="bar", **kw)
+
+
+def _on(row: int) -> dict[str, str]:
+    """Axis references of subplot ``row`` of a one-column make_subplots grid (faster than add_traces(rows=...))."""
+    return {"xaxis": "x" if row == 1 else f"x{row}", "yaxis": "y" if row == 1 else f"y{row}"}
+
+
+def _one_epoch(df: pd.DataFrame, epoch: int | None) -> tuple[pd.DataFrame, int | None]:
+    """Rows of ``epoch`` (default: the newest present) of a table with an epoch column."""
+    if "epoch" not in df.columns or not len(df):
+        return df, epoch
+    if epoch is None:
+        epoch = int(df["epoch"].max())
+    return df[df["epoch"] == int(epoch)], int(epoch)
+
+
+def _budget_bands(budgets: pd.DataFrame | None, colors: list[str], labels: bool = True) -> dict:
+    """Eq. 1's constraint C(phi) in [theta - delta, theta + delta]: one faint vertical band (a shape) per budget.
+
+    Returns layout keyword arguments: ``shapes`` (the bands, nothing else) and
+    ``annotations`` (a vertical "θ label" at the top of each band, when ``labels``).
+    """
+    if _empty(budgets):
+        return {}
+    shapes, notes = [], []
+    for t, theta, delta, label in zip(budgets["pool"], budgets["theta"], budgets["delta"], budgets["label"]):
+        color = colors[int(t)] if int(t) < len(colors) else "#888"
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(theta - delta), x1=float(theta + delta), y0=0, y1=1,
+                           fillcolor=color, opacity=0.07 if int(t) % 2 else 0.14, line=dict(width=0), layer="below",
+                           name=f"budget {label}"))  # alternating opacity: neighbouring bands touch (delta = step / 2)
+        if labels:
+            notes.append(dict(x=float(theta), y=1, xref="x", yref="paper", text=f"θ {label}", textangle=-90, yanchor="top",
+                              showarrow=False, font=dict(size=9, color=color), name="budget label"))
+    return {"shapes": shapes, "annotations": notes} if labels else {"shapes": shapes}
+
+
+# ---------------------------------------------------------------------------- pools over time
+def pool_evolution_figure(pools: pd.DataFrame, cost_label: str = "cost", n_pools: int | None = None) -> go.Figure:
+    """How each pool pi^t evolved over the epochs (Alg. 3's pool manipulation).
+
+    (a) entries pushed (solid) and evicted (dashed) per epoch; (b) the best and
+    mean pool metric m = -loss (a moving average with lambda, Sec. 3.3) of the
+    pool's entries, best solid, mean dashed; (c) the cost spread of the entries:
+    a band cost_min..cost_max, the mean cost as a line and the budget theta^t
+    dotted. Input: ``RunData.pools``. One legend entry per pool toggles all its lines.
+    """
+    title = "Pools over training"
+    if _empty(pools):
+        return empty_figure(title)
+    colors = pool_colors(_n_pools(n_pools, pools))
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=(
+        "(a) entries pushed (solid) / evicted (dashed) per epoch",
+        "(b) pool metric m = −loss: best (solid), mean (dashed)",
+        f"(c) cost of the entries: min–max band, mean; θ dotted ({cost_label})"))
+    traces = []
+    for t, g in pools.sort_values(["pool", "epoch"]).groupby("pool", sort=True):
+        t = int(t)
+        c, lab, grp = colors[t], str(g["label"].iloc[0]) if "label" in g else f"pool {t}", f"pool{t}"
+        x = g["epoch"].to_numpy()
+        head = f"<b>{lab}</b><br>epoch %{{x}}<br>"
+
+        def line(row, y, dash="solid", width=1.6, legend=False, hover="", **kw):
+            return _scatter(x=x, y=y, mode="lines", name=lab, legendgroup=grp, showlegend=legend, **_on(row),
+                              line=dict(color=c, dash=dash, width=width), hovertemplate=head + hover + "<extra></extra>", **kw)
+
+        traces += [line(1, g["pushes"].to_numpy(), legend=True, hover="pushed %{y}"),
+                   line(1, g["evictions"].to_numpy(), "dash", hover="evicted %{y}"),
+                   line(2, g["best_m"].to_numpy(), hover="best m %{y:.4f}"),
+                   line(2, g["mean_m"].to_numpy(), "dash", hover="mean m %{y:.4f}")]
+        band = g.dropna(subset=["cost_min", "cost_max"])
+        if len(band):
+            bx = band["epoch"].to_numpy()
+            traces.append(_scatter(x=np.concatenate([bx, bx[::-1]]),
+                                     y=np.concatenate([band["cost_max"].to_numpy(float), band["cost_min"].to_numpy(float)[::-1]]),
+                                     fill="toself", fillcolor=_rgba(c, 0.15), line=dict(width=0), mode="lines",
+                                     name=lab, legendgroup=grp, showlegend=False, hoverinfo="skip", **_on(3)))
+        custom = np.column_stack([g["cost_min"].to_numpy(float), g["cost_max"].to_numpy(float)])
+        traces += [line(3, g["cost_mean"].to_numpy(float), customdata=custom,
+                        hover=f"mean %{{y:.4~s}} (%{{customdata[0]:.4~s}}–%{{customdata[1]:.4~s}}) {cost_label}"),
+                   line(3, g["theta"].to_numpy(float), "dot", width=1.0, hover=f"θ %{{y:.4~s}} {cost_label}")]
+    fig.add_traces(traces)
+    fig.update_yaxes(title_text="entries / epoch", row=1, col=1, rangemode="tozero")
+    fig.update_yaxes(title_text="m (−loss)", row=2, col=1)
+    fig.update_yaxes(title_text=cost_label, tickformat=SI, row=3, col=1)
+    fig.update_xaxes(title_text="epoch", row=3, col=1)
+    return _layout(fig, title, height=820, hovermode="closest", legend=dict(title="pool (θ)", groupclick="togglegroup"))
+
+
+def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: bool = False, n_pools: int | None = None) -> go.Figure:
+    """Where Alg. 3 drew its medium subnets from, per pool, over the epochs.
+
+    Top: p, the probability of sampling from the structure space S (Eq. 3;
+    1 - p from the pool pi^t); bottom: the temperature eta of Eq. 6. Both are
+    1 while the pool is not full, then follow p_end^(e/E) and eta_end^(e/E):
+    those schedules (``epochs.p_schedule`` / ``eta_schedule``) are drawn black
+    dashed. ``log=True`` draws both y axes logarithmic.
+    """
+    title = "Sampling probability p (Eq. 3) and temperature η (Eq. 6)"
+    if _empty(pools) and _empty(epochs):
+        return empty_figure(title)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("p: probability of sampling from S (1 − p: from the pool)", "η: temperature of q (Eq. 6)"))
+    traces = []
+    if not _empty(pools):
+        colors = pool_colors(_n_pools(n_pools, pools))
+        for t, g in pools.sort_values(["pool", "epoch"]).groupby("pool", sort=True):
+            t = int(t)
+            lab = str(g["label"].iloc[0]) if "label" in g else f"pool {t}"
+            x = g["epoch"].to_numpy()
+            custom = np.column_stack([g["size"].to_numpy(), g["capacity"].to_numpy()])
+            for row, col, sym in ((1, "p", "p"), (2, "eta", "η")):
+                traces.append(_scatter(
+                    x=x, y=g[col].to_numpy(float), mode="lines", name=lab, legendgroup=f"pool{t}", showlegend=row == 1,
+                    line=dict(color=colors[t], width=1.6), customdata=custom, **_on(row),
+                    hovertemplate=(f"<b>{lab}</b><br>epoch %{{x}}<br>{sym} = %{{y:.4f}}"
+                                   "<br>|π| = %{customdata[0]} / M = %{customdata[1]}<extra></extra>")))
+    if not _empty(epochs):
+        x = epochs["epoch"].to_numpy()
+        for row, col, name in ((1, "p_schedule", "schedule p_end^(e/E)"), (2, "eta_schedule", "schedule η_end^(e/E)")):
+            traces.append(_scatter(x=x, y=epochs[col].to_numpy(float), mode="lines", name=name, legendgroup="schedule",
+                                     line=dict(color="black", dash="dash", width=2), **_on(row),
+                                     hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.4f}}<extra></extra>"))
+    fig.add_traces(traces)
+    values = [pools[c].to_numpy(float) for c in ("p", "eta") if not _empty(pools)]
+    values += [epochs[c].to_numpy(float) for c in ("p_schedule", "eta_schedule") if not _empty(epochs)]
+    positive = np.concatenate(values)
+    positive = positive[np.isfinite(positive) & (positive > 0)]
+    floor = min(0.005, 0.8 * float(positive.min())) if positive.size else 0.005
+    for row, sym in ((1, "p"), (2, "η")):
+        if log:
+            fig.update_yaxes(type="log", range=[np.log10(floor), np.log10(1.05)], title_text=f"{sym} (log)", row=row, col=1)
+        else:
+            fig.update_yaxes(range=[0, 1.05], title_text=sym, row=row, col=1)
+    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    return _layout(fig, title, height=620, hovermode="closest", legend=dict(groupclick="togglegroup"))
+
+
+def pool_counters_figure(pools: pd.DataFrame, epoch: int, n_pools: int | None = None) -> go.Figure:
+    """How Alg. 3 used each pool during one epoch: grouped bars per pool.
+
+    from_space (medium subnets drawn from S with Eq. 4) vs from_pool (drawn
+    from pi^t with Eq. 6), pushes (new structures inserted, Alg. 3 lines 9-13),
+    evictions (the worst of M + 1 removed, possibly the newcomer itself) and
+    updates (a sampled structure already held: its m averaged, lines 15-16).
+    Counters cover that epoch only. Bars are coloured by counter (not by pool);
+    the x axis lists the pools, cheapest budget first.
+    """
+    title = f"What Alg. 3 did in each pool, epoch {epoch}"
+    if _empty(pools):
+        return empty_figure(title)
+    at = pools[pools["epoch"] == int(epoch)].sort_values("pool")
+    if not len(at):
+        return empty_figure(title, f"{NO_DATA} for epoch {epoch}")
+    x = [str(v) for v in at["label"]] if "label" in at else [f"pool {t}" for t in at["pool"]]
+    custom = np.column_stack([at["size"].to_numpy(), at["capacity"].to_numpy(),
+                              at["mean_trials"].to_numpy(float), at["p"].to_numpy(float)])
+    series = (("from_space", "sampled from S (Eq. 4)"), ("from_pool", "sampled from π (Eq. 6)"),
+              ("pushes", "pushed"), ("evictions", "evicted"), ("updates", "m updated"))
+    traces = [_bar(x=x, y=at[col].to_numpy(), name=name, marker_color=SERIES_COLORS[i], customdata=custom,
+                     hovertemplate=(f"<b>%{{x}}</b><br>{name}: %{{y}}<br>|π| = %{{customdata[0]}} / %{{customdata[1]}}"
+                                    "<br>p = %{customdata[3]:.3f}, mean Eq. 4 trials %{customdata[2]:.1f}<extra></extra>"))
+              for i, (col, name) in enumerate(series)]
+    fig = go.Figure(traces)
+    fig.update_xaxes(title_text="pool (budget θ)", type="category")
+    fig.update_yaxes(title_text="count in this epoch")
+    return _layout(fig, title, barmode="group", height=380, legend=TOP_LEGEND)
+
+
+# ---------------------------------------------------------------------------- pool entries
+def _entry_traces(at: pd.DataFrame, pool_ids, colors, labels, ts_max: float, cost_label: str, full: bool = True) -> list[dict]:
+    """One marker trace (a dict) per pool id in ``pool_ids``; pools absent from ``at`` get empty traces.
+
+    ``full=False`` keeps only what changes between animation frames (plotly
+    merges frame data into the traces, so colours and hover templates stay).
+    """
+    groups = dict(tuple(at.groupby("pool", sort=True))) if len(at) else {}
+    out = []
+    for t in pool_ids:
+        t = int(t)
+        g = groups.get(t)
+        lab = _label(labels, t)
+        if g is None:
+            x = y = size = keys = np.array([])
+            custom = np.zeros((0, 4))
+        else:
+            ts = g["times_sampled"].to_numpy(float)
+            x, y, keys = g["cost"].to_numpy(float), g["m"].to_numpy(float), g["key"].to_numpy(dtype=object)
+            size = 6.0 + 16.0 * np.sqrt(ts / ts_max)
+            custom = np.column_stack([g["rank"].to_numpy() + 1, ts, g["q"].to_numpy(float), g["resolution"].to_numpy()])
+        if not full:
+            out.append(dict(type="scatter", x=x, y=y, text=keys, customdata=custom, marker=dict(size=size)))
+            continue
+        out.append(dict(
+            type="scatter", x=x, y=y, text=keys, customdata=custom, mode="markers", name=lab, legendgroup=f"pool{t}",
+            marker=dict(color=colors[t] if t < len(colors) else "#888", size=size, opacity=0.8, line=dict(width=0.5, color="white")),
+            hovertemplate=(f"<b>{lab}</b> #%{{customdata[0]}}<br>%{{text}}<br>cost %{{x:.4~s}} {cost_label}, r = %{{customdata[3]}}"
+                           "<br>m = %{y:.4f}<br>q = %{customdata[2]:.3f}, sampled %{customdata[1]}×<extra></extra>"),
+        ))
+    return out
+
+
+def pool_entries_figure(entries_at_epoch: pd.DataFrame, budgets: pd.DataFrame, epoch: int | None = None,
+                        cost_label: str = "MACs") -> go.Figure:
+    """Every entry of every pool pi^t at one epoch: cost C(phi) (x) against the pool metric m (y).
+
+    One marker trace per pool (legend = budget label; an empty pool gets an
+    empty trace, so trace i is always pool i), marker size ~ sqrt of times
+    sampled; each budget theta^t of Eq. 1 is a faint band theta +- delta: an
+    entry may only join the pool whose band holds its cost. ``entries_at_epoch``
+    is ``analysis.entries_at(data, epoch)`` (a table with several epochs is cut
+    to ``epoch``, default the newest).
+    """
+    at, epoch = (entries_at_epoch, epoch) if _empty(entries_at_epoch) else _one_epoch(entries_at_epoch, epoch)
+    title = "Pool entries π<sup>t</sup>" + (f" at epoch {epoch}" if epoch is not None else "")
+    if _empty(at):
+        return empty_figure(title)
+    n = _n_pools(None, budgets, at)
+    colors, labels = pool_colors(n), _labels(budgets)
+    ts_max = max(float(at["times_sampled"].max()), 1.0)
+    pool_ids = sorted(set(at["pool"].unique()) | (set(budgets["pool"]) if not _empty(budgets) else set()))
+    fig = go.Figure(_entry_traces(at, pool_ids, colors, labels, ts_max, cost_label))
+    fig.update_layout(**_budget_bands(budgets, colors))
+    fig.update_xaxes(title_text=f"cost C(φ) ({cost_label})", tickformat=SI)
+    fig.update_yaxes(title_text="m = −loss (moving average; higher is better)")
+    return _layout(fig, title, height=520, hovermode="closest", legend=dict(title="pool (θ)"))
+
+
+def pool_entries_animation(entries: pd.DataFrame, budgets: pd.DataFrame, max_frames: int = 60, cost_label: str = "MACs") -> go.Figure:
+    """:func:`pool_entries_figure` over the epochs, as a plotly animation with a slider and a play button.
+
+    At most ``max_frames`` epochs, evenly spaced and always including the last;
+    axis ranges and the marker-size scale are fixed over all frames so that
+    motion means change. For notebooks (the figure holds every frame's data).
+    """
+    title = "Pool entries π<sup>t</sup> over training"
+    if _empty(entries):
+        return empty_figure(title)
+    all_epochs = np.sort(entries["epoch"].unique())
+    pick = all_epochs[np.unique(np.linspace(0, len(all_epochs) - 1, max(1, int(max_frames))).round().astype(int))]
+    sub = entries[entries["epoch"].isin(pick)]
+    n = _n_pools(None, budgets, entries)
+    colors, labels = pool_colors(n), _labels(budgets)
+    pool_ids = sorted(set(entries["pool"].unique()) | (set(budgets["pool"]) if not _empty(budgets) else set()))
+    ts_max = max(float(entries["times_sampled"].max()), 1.0)
+    by_epoch = dict(tuple(sub.groupby("epoch", sort=True)))
+    frames = [dict(name=str(int(e)), data=_entry_traces(by_epoch[e], pool_ids, colors, labels, ts_max, cost_label, full=False),
+                   traces=list(range(len(pool_ids))))  # the slider shows the epoch (a frame title needs a full redraw)
+              for e in pick]
+    lo = [entries["cost"].min()] + ([(budgets["theta"] - budgets["delta"]).min()] if not _empty(budgets) else [])
+    hi = [entries["cost"].max()] + ([(budgets["theta"] + budgets["delta"]).max()] if not _empty(budgets) else [])
+    x0, x1 = float(min(lo)), float(max(hi))
+    y0, y1 = float(entries["m"].min()), float(entries["m"].max())
+    pad_x, pad_y = 0.03 * (x1 - x0 or 1.0), 0.05 * (y1 - y0 or 1.0)
+    fig = go.Figure(data=_entry_traces(by_epoch[pick[0]], pool_ids, colors, labels, ts_max, cost_label), frames=frames)
+    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    fig.update_layout(
+        **_budget_bands(budgets, colors),
+        xaxis=dict(title_text=f"cost C(φ) ({cost_label})", tickformat=SI, range=[x0 - pad_x, x1 + pad_x], autorange=False),
+        yaxis=dict(title_text="m = −loss (moving average)", range=[y0 - pad_y, y1 + pad_y], autorange=False),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.14, xanchor="left", yanchor="top", showactive=False,
+                          pad=dict(t=20),
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(frame=dict(duration=300, redraw=False), transition=dict(duration=150),
+                                                         fromcurrent=True)]),
+                                   dict(label="❚❚ pause", method="animate", args=[[None], step_args])])],
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.1, yanchor="top", currentvalue=dict(prefix="epoch ", xanchor="right"),
+                      steps=[dict(label=str(int(e)), method="animate", args=[[str(int(e))], step_args]) for e in pick])],
+    )
+    return _layout(fig, title, height=600, hovermode="closest", legend=dict(title="pool (θ)"),
+                   margin=dict(l=60, r=20, t=70, b=120))
+
+
+def pool_distribution_figure(entries_at_epoch: pd.DataFrame, pool: int, label: str | None = None,
+                             n_pools: int | None = None) -> go.Figure:
+    """Inside one pool pi^t at one epoch: q of Eq. 6 next to how often each entry was really sampled.
+
+    x = rank 1..M by m (best first); bars: q_j = softmax(m_j / eta) (Eq. 6),
+    and the share times_sampled_j / sum_j times_sampled_j. Caveat: q is the
+    distribution at the *end* of the epoch, while times_sampled is cumulative
+    since the entry entered the pool (pushes from S and draws from the pool
+    both count), so old entries and early, flat-q epochs weigh in the share.
+    """
+    lab = label or f"pool {pool}"
+    title = f"{lab}: Eq. 6 probabilities q vs. share of samples"
+    if _empty(entries_at_epoch):
+        return empty_figure(title)
+    at, epoch = _one_epoch(entries_at_epoch[entries_at_epoch["pool"] == int(pool)], None)
+    if not len(at):
+        return empty_figure(title)
+    if label is None and "label" in at:
+        lab = str(at["label"].iloc[0])
+    at = at.sort_values("rank")
+    color = pool_colors(max(_n_pools(n_pools, entries_at_epoch), int(pool) + 1))[int(pool)]
+    ts = at["times_sampled"].to_numpy(float)
+    share = ts / ts.sum() if ts.sum() > 0 else np.zeros_like(ts)
+    x = at["rank"].to_numpy() + 1
+    keys, m = at["key"].to_numpy(dtype=object), at["m"].to_numpy(float)
+    custom = np.column_stack([m, ts])
+    hover = "<b>#%{x}</b> %{text}<br>%{fullData.name}: %{y:.3f}<br>m = %{customdata[0]:.4f}, sampled %{customdata[1]}×<extra></extra>"
+    fig = go.Figure([
+        _bar(x=x, y=at["q"].to_numpy(float), name="q (Eq. 6, end of epoch)", marker_color=color, text=keys,
+               textposition="none", customdata=custom, hovertemplate=hover),
+        _bar(x=x, y=share, name="share of times sampled (cumulative)",
+             marker=dict(color=_rgba(color, 0.35), line=dict(color=color, width=1)),
+               text=keys, textposition="none", customdata=custom, hovertemplate=hover),
+    ])
+    fig.update_xaxes(title_text="entry rank by m (1 = best)", dtick=1 if len(x) <= 30 else None)
+    fig.update_yaxes(title_text="probability", rangemode="tozero")
+    title = f"{lab}: Eq. 6 probabilities q vs. share of samples" + (f" (epoch {epoch})" if epoch is not None else "")
+    return _layout(fig, title, barmode="group", height=380, legend=TOP_LEGEND)
+
+
+# ---------------------------------------------------------------------------- widths
+def _uniform_multiplier(g: pd.DataFrame) -> float:
+    """The uniform reference's multiplier: the ``multiplier`` column if given, else sum(o_i) / sum(o_max)."""
+    if "multiplier" in g and g["multiplier"].notna().any():
+        return float(g["multiplier"].dropna().iloc[0])
+    return float(g["width"].sum() / g["o_max"].sum())
+
+
+def width_profile_figure(profiles: pd.DataFrame, n_pools: int | None = None) -> go.Figure:
+    """Layer-wise width ratio o_i / o_max (Sec. 3.1) of each pool's best subnet, vs. the uniform-width net.
+
+    Input: ``analysis.width_profiles``. Per pool: "best" solid with markers,
+    "uniform" (every o_i = w * o_max rounded to the divisor, the USNet-style
+    baseline of about the same cost) dashed in the same colour. A best profile
+    that departs from its uniform twin is PSS finding non-uniform widths.
+    """
+    title = "Width profile o<sub>i</sub> / o<sub>max</sub> per layer"
+    if _empty(profiles):
+        return empty_figure(title)
+    order = profiles.drop_duplicates("layer").sort_values("layer")["name"].astype(str).tolist()
+    colors = pool_colors(_n_pools(n_pools, profiles))
+    traces = []
+    groups = profiles.groupby(["pool", "series"], sort=False)
+    keys = sorted(groups.groups, key=lambda k: (int(k[0]), k[1] != "best", str(k[1])))  # each best before its uniform twin
+    for t, series in keys:
+        t, g = int(t), groups.get_group((t, series)).sort_values("layer")
+        lab = str(g["label"].iloc[0]) if "label" in g and pd.notna(g["label"].iloc[0]) else f"pool {t}"
+        best = series == "best"
+        name = f"{lab} best" if best else f"uniform ×{_uniform_multiplier(g):.2f}"
+        custom = np.column_stack([g["width"].to_numpy(), g["o_max"].to_numpy(), g["cost"].to_numpy(float), g["resolution"].to_numpy()])
+        traces.append(_scatter(
+            x=g["name"].astype(str).to_numpy(dtype=object), y=g["ratio"].to_numpy(float), name=name, legendgroup=f"pool{t}",
+            mode="lines+markers" if best else "lines",
+            line=dict(color=colors[t], dash="solid" if best else "dash", width=2 if best else 1.4),
+            marker=dict(size=6), customdata=custom,
+            hovertemplate=(f"<b>{name}</b> ({lab})<br>layer %{{x}}: %{{customdata[0]}} / %{{customdata[1]}} = %{{y:.3f}}"
+                           "<br>cost %{customdata[2]:.4~s}, r = %{customdata[3]}<extra></extra>")))
+    fig = go.Figure(traces)
+    low = min(0.5, float(profiles["ratio"].min()) - 0.03)
+    fig.update_xaxes(title_text="layer (searchable width, input to output)", type="category",
+                     categoryorder="array", categoryarray=order)
+    fig.update_yaxes(title_text="o<sub>i</sub> / o<sub>max</sub>", range=[low, 1.05])
+    return _layout(fig, title, height=440, hovermode="closest", legend=dict(groupclick="toggleitem"))
+
+
+def width_heatmap_figure(matrix: pd.DataFrame, text: bool | None = None) -> go.Figure:
+    """o_i / o_max of each pool's best subnet as a heatmap: pools (rows, cheapest at the bottom) x layers.
+
+    Input: ``analysis.width_matrix``. Colour range [min(matrix, 0.5), 1];
+    ``text`` writes the ratios into the cells (default: when there are at most 400 cells).
+    """
+    title = "Best subnet per pool: o<sub>i</sub> / o<sub>max</sub>"
+    if matrix is None or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        return empty_figure(title)
+    z = matrix.to_numpy(dtype=float)
+    zmin = min(0.5, float(np.nanmin(z))) if np.isfinite(z).any() else 0.5
+    show = z.size <= 400 if text is None else text
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(c) for c in matrix.columns], y=[str(i) for i in matrix.index], zmin=zmin, zmax=1.0, colorscale="Viridis",
+        colorbar=dict(title=dict(text="o<sub>i</sub>/o<sub>max</sub>", side="right")), xgap=1, ygap=1,
+        texttemplate="%{z:.2f}" if show else None, textfont=dict(size=9),
+        hovertemplate="<b>%{y}</b><br>layer %{x}: o/o_max = %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="layer", type="category")
+    fig.update_yaxes(title_text="pool (budget θ)", type="category")  # y categories bottom-up: first row (cheapest) lowest
+    return _layout(fig, title, height=max(260, 110 + 26 * z.shape[0]))
+
+
+# ---------------------------------------------------------------------------- the front
+_REF_SYMBOLS = {"max": "star", "min": "diamond"}
+
+
+def _axis_title(x: str, x_label: str) -> str:
+    return {"macs": "MACs", "params": "parameters"}.get(x, x_label)
+
+
+def _front_traces(front: pd.DataFrame, x: str, colors: list[str], labels: dict[int, str], fmt: str) -> list[dict]:
+    """The PSS front (each pool's best, a line sorted by x) and the other top-k candidates (faint)."""
+    front = front.assign(_color=[colors[int(t)] if int(t) < len(colors) else "#888" for t in front["pool"]],
+                         _lab=[_label(labels, t) for t in front["pool"]])
+    best_mask = front["is_best"].astype(bool)
+    out = []
+    for rows, name in ((front[~best_mask], "top-k candidates"), (front[best_mask].sort_values(x), "PSS front")):
+        if not len(rows):
+            continue
+        best = name == "PSS front"
+        custom = np.column_stack([rows["_lab"].to_numpy(dtype=object), rows["candidate"].to_numpy() + 1,
+                                  rows["m"].to_numpy(float)])
+        what = "best (candidate %{customdata[1]})" if best else "candidate %{customdata[1]}"
+        out.append(_scatter(
+            x=rows[x].to_numpy(float), y=100 * rows["accuracy"].to_numpy(float), name=name,
+            mode="lines+markers" if best else "markers", line=dict(color="#333", width=2),
+            marker=dict(color=rows["_color"].tolist(), size=13 if best else 7, opacity=1.0 if best else 0.45,
+                        line=dict(color="white", width=1 if best else 0)),
+            text=rows["key"].to_numpy(dtype=object), customdata=custom,
+            hovertemplate=f"<b>%{{customdata[0]}}</b> {what}<br>%{{text}}<br>{fmt}<br>m = %{{customdata[2]:.4f}}<extra></extra>"))
+    return out
+
+
+def _reference_traces(refs: pd.DataFrame, x: str, fmt: str, name: str = "", color: str = "#111") -> list[dict]:
+    """phi^max (star) and phi^min (diamond), one trace each; open symbols for another run's (``name``)."""
+    out = []
+    for ref, xv, acc, key in zip(refs["name"].astype(str), refs[x], refs["accuracy"], refs["key"]):
+        label = f"{name} {ref} φ".strip()
+        out.append(_scatter(
+            x=[float(xv)], y=[100 * float(acc)], mode="markers", name=label, legendgroup=name or None, showlegend=not name,
+            marker=dict(symbol=_REF_SYMBOLS.get(ref, "circle") + ("-open" if name else ""), size=16 if not name else 12,
+                        color=color, line=dict(color="white" if not name else color, width=1)),
+            text=[key], hovertemplate=f"<b>{label}</b> (reference)<br>%{{text}}<br>{fmt}<extra></extra>"))
+    return out
+
+
+def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x: str = "cost",
+                 others: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]] | None = None, highlight_key: str | None = None,
+                 budgets: pd.DataFrame | None = None, x_label: str = "MACs", uniform: pd.DataFrame | None = None) -> go.Figure:
+    """Calibrated validation accuracy (%) against cost: the PSS front (Alg. 1 lines 11-17, Eq. 5).
+
+    Each pool's best calibrated candidate (``is_best``) is a big marker on the
+    line "PSS front" (sorted by ``x``); the other top-k candidates are small
+    faint markers; phi^max and phi^min are a star "max φ" and a diamond "min φ".
+    ``others`` maps a run name to its (front, references), overlaid as a dashed
+    line for a PSS-vs-baseline comparison; ``uniform`` (columns ``x`` or cost,
+    and accuracy) is drawn as a dashed "uniform-width" line. ``highlight_key``
+    circles that subnet ("selected"). ``x`` is "macs", "params" or "cost"; the
+    budget bands theta +- delta are drawn when ``budgets`` is given and x is in
+    the budgets' unit. Accuracies are fractions in the tables, % here.
+    """
+    axis = _axis_title(x, x_label)
+    title = f"Calibrated accuracy vs. {axis}"
+    parts = [front, references] + [f for pair in (others or {}).values() for f in pair]
+    if all(_empty(p) for p in parts + [uniform]):
+        return empty_figure(title)
+    for df in parts:
+        if not _empty(df) and x not in df.columns:
+            raise ValueError(f"front_figure: column {x!r} missing (have {', '.join(map(str, df.columns))})")
+    colors, labels = pool_colors(_n_pools(None, budgets, front)), _labels(budgets, front)
+    fmt = f"{axis} %{{x:.4~s}}<br>accuracy %{{y:.2f}}%"
+    traces = _front_traces(front, x, colors, labels, fmt) if not _empty(front) else []
+    if not _empty(uniform):
+        ux = x if x in uniform.columns else "cost"
+        u = uniform.sort_values(ux)
+        traces.append(_scatter(x=u[ux].to_numpy(float), y=100 * u["accuracy"].to_numpy(float), mode="lines+markers",
+                               name="uniform-width", line=dict(color="#7f7f7f", dash="dash"), marker=dict(size=6),
+                               hovertemplate=f"<b>uniform-width</b><br>{fmt}<extra></extra>"))
+    for i, (name, (o_front, o_refs)) in enumerate((others or {}).items()):
+        color = OTHER_RUN_COLORS[i % len(OTHER_RUN_COLORS)]
+        if not _empty(o_front):
+            ob = o_front[o_front["is_best"].astype(bool)].sort_values(x)
+            traces.append(_scatter(x=ob[x].to_numpy(float), y=100 * ob["accuracy"].to_numpy(float), mode="lines+markers",
+                                   name=str(name), legendgroup=str(name), line=dict(color=color, dash="dash"),
+                                   marker=dict(color=color, size=8, symbol="square"), text=ob["key"].to_numpy(dtype=object),
+                                   hovertemplate=f"<b>{name}</b><br>%{{text}}<br>{fmt}<extra></extra>"))
+        if not _empty(o_refs):
+            traces += _reference_traces(o_refs, x, fmt, str(name), color)
+    if not _empty(references):
+        traces += _reference_traces(references, x, fmt)
+    hit = _find_key(highlight_key, front, references, x)
+    if hit is not None:
+        traces.append(_scatter(x=[hit[0]], y=[hit[1]], mode="markers", name="selected", text=[highlight_key],
+                               marker=dict(symbol="circle-open", size=26, color=HIGHLIGHT, line=dict(width=3, color=HIGHLIGHT)),
+                               hovertemplate=f"<b>selected</b><br>%{{text}}<br>{fmt}<extra></extra>"))
+    fig = go.Figure(traces)
+    if not _empty(budgets) and x in ("cost", str(budgets["kind"].iloc[0])):
+        fig.update_layout(**_budget_bands(budgets, colors, labels=False))
+    fig.update_xaxes(title_text=axis, tickformat=SI)
+    fig.update_yaxes(title_text="validation accuracy (%)", ticksuffix="%")
+    return _layout(fig, title, height=500, hovermode="closest")
+
+
+def _find_key(key: str | None, front: pd.DataFrame | None, references: pd.DataFrame | None, x: str) -> tuple[float, float] | None:
+    """(x, accuracy %) of ``key``: a front row (the pool's best first) or a reference."""
+    if not key:
+        return None
+    for df in (front, references):
+        if _empty(df):
+            continue
+        rows = df[df["key"] == key]
+        if len(rows):
+            if "is_best" in rows:
+                rows = rows.sort_values("is_best", ascending=False)
+            return float(rows[x].iloc[0]), 100 * float(rows["accuracy"].iloc[0])
+    return None
+
+
+# ---------------------------------------------------------------------------- training
+def training_curves_figure(epochs: pd.DataFrame) -> go.Figure:
+    """Training of the sandwich (Alg. 2) per epoch: losses, validation accuracy, learning rate.
+
+    Top: the loss of phi^max (cross-entropy with the labels) and of the
+    medium and minimal subnets (KL divergence to phi^max, inplace
+    distillation), log y; middle: validation accuracy (%) of phi^max and
+    phi^min (BN statistics quickly re-estimated on ``eval_calib_images``
+    training images each epoch); bottom: the learning rate.
+    """
+    title = "Training curves"
+    if _empty(epochs):
+        return empty_figure(title)
+    e = epochs.sort_values("epoch")
+    x = e["epoch"].to_numpy()
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.4, 0.4, 0.2],
+                        subplot_titles=("loss (log scale)", "validation accuracy, quick BN re-estimate (%)", "learning rate"))
+    specs = [(1, "loss_max", "φ<sup>max</sup>: cross-entropy", 0, "%{y:.4f}"),
+             (1, "loss_medium", "medium: KL distillation", 1, "%{y:.4f}"),
+             (1, "loss_min", "φ<sup>min</sup>: KL distillation", 2, "%{y:.4f}"),
+             (2, "val_acc_max", "φ<sup>max</sup> accuracy", 0, "%{y:.2f}%"),
+             (2, "val_acc_min", "φ<sup>min</sup> accuracy", 2, "%{y:.2f}%"),
+             (3, "lr", "learning rate", 4, "%{y:.4g}")]
+    traces = []
+    for row, col, name, ci, val in specs:
+        y = pd.to_numeric(e[col], errors="coerce").to_numpy(float) * (100 if row == 2 else 1)
+        dash = "dash" if col.endswith("_min") else "solid"
+        traces.append(_scatter(x=x, y=y, mode="lines+markers" if len(x) <= 60 else "lines", name=name, marker=dict(size=4),
+                                 line=dict(color=SERIES_COLORS[ci], dash=dash if row == 2 else "solid"), **_on(row),
+                                 hovertemplate=f"{name}<br>epoch %{{x}}: {val}<extra></extra>"))
+    fig.add_traces(traces)
+    fig.update_yaxes(type="log", title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", ticksuffix="%", row=2, col=1)
+    fig.update_yaxes(title_text="lr", tickformat=".2~g", rangemode="tozero", row=3, col=1)
+    fig.update_xaxes(title_text="epoch", row=3, col=1)
+    return _layout(fig, title, height=700, hovermode="x unified")

@@ -1,0 +1,461 @@
+"""Run directory -> tidy pandas DataFrames.
+
+One function, :func:`load_run`, reads everything the dashboard and the
+notebooks show: ``run.json``, every ``snapshots/epoch_NNNN.json`` and, when
+present, ``calibration/front.json``. Each table is *tidy* (one row per
+observation, one column per variable), so plotly express and ``groupby``
+work on it directly:
+
+========== ================================= ==========================================
+table      one row per                       columns (besides the keys)
+========== ================================= ==========================================
+budgets    pool t                            kind, theta, delta, lo, hi, label
+dimensions searchable width i                name, kind, o_min, o_max
+epochs     finished epoch                    step, lr, progress, p_schedule, eta_schedule,
+                                             loss_max/medium/min, val_acc_max/min, seconds,
+                                             images_per_second, sampler_fallbacks
+pools      (epoch, pool)                     label, theta, delta, capacity, size, full, p,
+                                             eta, from_space, from_pool, pushes, evictions,
+                                             updates, mean_trials, best_m, mean_m,
+                                             cost_min/mean/max, sampled
+entries    (epoch, pool, rank)               key, resolution, m, q, times_sampled, macs,
+                                             params, cost
+front      (pool, candidate)                 label, theta, delta, key, resolution, m,
+                                             accuracy, macs, params, cost, is_best
+references max / min subnet                  key, resolution, accuracy, macs, params, cost
+========== ================================= ==========================================
+
+``cost`` is always the run's constraint (``run.constraint``: macs or params)
+so figures need not know which one was trained for. Widths are not stored per
+entry (250k rows x 25 layers is heavy); :func:`widths_of` parses them from the
+structure keys on demand.
+
+A snapshot that is corrupt, half-written by a foreign tool or of another schema
+version is skipped and reported in :attr:`RunData.problems`; the rest of the
+run still loads. A broken ``run.json`` is an error (:class:`RunLoadError`):
+without it nothing can be interpreted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+try:  # 3-4x faster on the many-megabyte snapshots of long runs; optional
+    import orjson as _fastjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _fastjson = None
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from pss.runs import FRONT_FILE, CALIBRATION_DIR, RUN_FILE, SCHEMA_VERSION, SNAPSHOT_DIR
+
+#: a run whose newest snapshot is younger than this and that has epochs left is "training"
+LIVE_SECONDS = 15 * 60
+
+
+class RunLoadError(Exception):
+    """A run directory cannot be read at all; the message is one line for the user."""
+
+
+@dataclass
+class RunData:
+    """Everything about one run, as DataFrames (see the module docstring)."""
+
+    path: Path
+    name: str
+    run: dict[str, Any]
+    budgets: pd.DataFrame
+    dimensions: pd.DataFrame
+    epochs: pd.DataFrame
+    pools: pd.DataFrame
+    entries: pd.DataFrame
+    front: pd.DataFrame | None = None
+    references: pd.DataFrame | None = None
+    front_epoch: int | None = None
+    problems: list[str] = field(default_factory=list)
+    status: str = "empty"
+
+    @property
+    def constraint(self) -> str:
+        return str(self.run.get("constraint", "macs"))
+
+    @property
+    def epochs_planned(self) -> int:
+        return int(self.run.get("config", {}).get("epochs", 0))
+
+    @property
+    def last_epoch(self) -> int | None:
+        return int(self.epochs["epoch"].iloc[-1]) if len(self.epochs) else None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.path / "checkpoint.pt").is_file()
+
+    @property
+    def front_is_current(self) -> bool:
+        return self.front is not None and self.front_epoch == self.last_epoch
+
+    def info(self) -> dict[str, Any]:
+        """A flat summary for the Overview page and ``pss info``-like listings."""
+        cfg = self.run.get("config", {})
+        ds = self.run.get("dataset", {})
+        return {
+            "run": self.name,
+            "status": self.status,
+            "model": f"{cfg.get('model')} x{cfg.get('width_mult')} ({cfg.get('stem')} stem)",
+            "dataset": f"{ds.get('name')} ({ds.get('num_train')} train / {ds.get('num_val')} val, {ds.get('num_classes')} classes)",
+            "strategy": cfg.get("strategy", "pss"),
+            "constraint": self.constraint,
+            "pools": len(self.budgets),
+            "pool capacity M": cfg.get("pool_size"),
+            "epochs": f"{self.last_epoch or 0} / {self.epochs_planned}",
+            "calibrated": "yes (epoch %s)" % self.front_epoch if self.front is not None else "no",
+            "created": self.run.get("created"),
+        }
+
+
+# ---------------------------------------------------------------------------- discovery
+def find_runs(root: str | Path, max_depth: int = 3) -> list[Path]:
+    """Run directories (folders holding a run.json) under ``root``, newest first.
+
+    ``root`` itself may be a run. Hidden folders and virtual environments are
+    skipped; the search stops ``max_depth`` levels down.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return []
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        if (folder / RUN_FILE).is_file():
+            found.append(folder)
+            return
+        if depth >= max_depth:
+            return
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+        except OSError:
+            return
+        for child in children:
+            if child.name in ("node_modules", "site-packages"):
+                continue
+            walk(child, depth + 1)
+
+    walk(root, 0)
+    return sorted(found, key=lambda p: _mtime(p / RUN_FILE), reverse=True)
+
+
+_SNAPSHOT_NAME = re.compile(r"^epoch_\d{4,}\.json$")
+
+
+def _snapshot_names(folder: Path) -> list[str]:
+    """``epoch_NNNN.json`` names in epoch order (copies such as ``epoch_0003 (1).json`` are ignored)."""
+    if not folder.is_dir():
+        return []
+    names = [e.name for e in os.scandir(folder) if _SNAPSHOT_NAME.match(e.name)]
+    return sorted(names, key=lambda n: int(n[6:-5]))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def run_signature(path: str | Path) -> tuple:
+    """A cheap fingerprint of a run's files: changes whenever training or calibration writes.
+
+    Used as a cache key (``st.cache_data``) and by the live view to notice new
+    epochs without reading them.
+    """
+    path = Path(path)
+    parts: list[tuple] = []
+    for f in (path / RUN_FILE, path / CALIBRATION_DIR / FRONT_FILE, path / "checkpoint.pt"):
+        try:
+            st = f.stat()
+            parts.append((f.name, st.st_mtime_ns, st.st_size))
+        except OSError:
+            parts.append((f.name, None, None))
+    snap = path / SNAPSHOT_DIR
+    try:
+        names = _snapshot_names(snap)
+        newest = snap / names[-1] if names else None
+        parts.append(("snapshots", len(names), names[-1] if names else None, _mtime(newest) if newest else None))
+    except OSError:
+        parts.append(("snapshots", 0, None, None))
+    return tuple(parts)
+
+
+# ---------------------------------------------------------------------------- reading
+def _read_json(path: Path, kind: str) -> dict[str, Any]:
+    """Parse and version-check one file; raise ValueError with a short reason."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror or exc.__class__.__name__})") from None
+    if not text.strip():
+        raise ValueError("it is empty")
+    try:
+        data = _fastjson.loads(text) if _fastjson is not None else json.loads(text)
+    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError and orjson.JSONDecodeError are ValueErrors
+        raise ValueError("it is not valid JSON (half-written or damaged)") from None
+    if not isinstance(data, dict):
+        raise ValueError("it does not hold a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"it has schema version {version!r}; this pss-explorer reads version {SCHEMA_VERSION}")
+    if data.get("kind") != kind:
+        raise ValueError(f"its kind is {data.get('kind')!r}, expected {kind!r}")
+    return data
+
+
+ENTRY_COLUMNS = ("epoch", "pool", "rank", "key", "resolution", "m", "q", "times_sampled", "macs", "params", "cost")
+POOL_COLUMNS = (
+    "epoch", "pool", "label", "theta", "delta", "capacity", "size", "full", "p", "eta",
+    "from_space", "from_pool", "pushes", "evictions", "updates", "mean_trials",
+    "best_m", "mean_m", "cost_min", "cost_mean", "cost_max", "sampled",
+)
+ENTRY_DTYPES = {
+    "epoch": np.int64, "pool": np.int64, "rank": np.int64, "resolution": np.int64, "m": np.float64,
+    "q": np.float64, "times_sampled": np.int64, "macs": np.float64, "params": np.float64, "cost": np.float64,
+}
+EPOCH_COLUMNS = (
+    "epoch", "step", "lr", "progress", "p_schedule", "eta_schedule", "loss_max", "loss_medium", "loss_min",
+    "val_acc_max", "val_acc_min", "seconds", "images_per_second", "sampler_fallbacks",
+)
+
+
+@dataclass
+class _SnapshotRows:
+    """The rows one snapshot contributes to each table (column lists), cached per file version."""
+
+    epoch: dict[str, Any]
+    pools: dict[str, list]
+    entries: dict[str, list]
+
+
+def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
+    epoch = int(data["epoch"])
+    losses = data.get("losses") or {}
+    val = data.get("val_acc") or {}
+    erow = {
+        "epoch": epoch, "step": data.get("step"), "lr": data.get("lr"), "progress": data.get("progress"),
+        "p_schedule": data.get("p_schedule"), "eta_schedule": data.get("eta_schedule"),
+        "loss_max": losses.get("max"), "loss_medium": losses.get("medium"), "loss_min": losses.get("min"),
+        "val_acc_max": val.get("max"), "val_acc_min": val.get("min"), "seconds": data.get("seconds"),
+        "images_per_second": data.get("images_per_second"), "sampler_fallbacks": data.get("sampler_fallbacks"),
+    }
+    pools: dict[str, list] = {c: [] for c in POOL_COLUMNS}
+    entries: dict[str, list] = {c: [] for c in ENTRY_COLUMNS}
+    for t, pool in enumerate(data["pools"]):
+        index = int(pool.get("index", t))
+        budget = pool["budget"]
+        items = pool["entries"]
+        n = len(items)
+        q = list(pool.get("q") or [])
+        q = q[:n] + [np.nan] * (n - len(q))
+        costs = [e["costs"] for e in items]
+        ms = [e["m"] for e in items]
+        cs = [c[constraint] for c in costs]
+        sampled = [e["times_sampled"] for e in items]
+        entries["epoch"] += [epoch] * n
+        entries["pool"] += [index] * n
+        entries["rank"] += range(n)
+        entries["key"] += [e["key"] for e in items]
+        entries["resolution"] += [e["structure"]["resolution"] for e in items]
+        entries["m"] += ms
+        entries["q"] += q
+        entries["times_sampled"] += sampled
+        entries["macs"] += [c.get("macs") for c in costs]
+        entries["params"] += [c.get("params") for c in costs]
+        entries["cost"] += cs
+        row = {
+            "epoch": epoch, "pool": index, "label": budget.get("label"), "theta": budget["value"],
+            "delta": budget["tolerance"], "capacity": pool["capacity"], "size": pool["size"], "full": pool["full"],
+            "p": pool["p"], "eta": pool["eta"], "from_space": pool["from_space"], "from_pool": pool["from_pool"],
+            "pushes": pool["pushes"], "evictions": pool["evictions"], "updates": pool["updates"],
+            "mean_trials": pool.get("mean_trials"),
+            "best_m": max(ms) if ms else np.nan, "mean_m": sum(ms) / n if n else np.nan,
+            "cost_min": min(cs) if cs else np.nan, "cost_mean": sum(cs) / n if n else np.nan,
+            "cost_max": max(cs) if cs else np.nan, "sampled": sum(sampled),
+        }
+        for c in POOL_COLUMNS:
+            pools[c].append(row[c])
+    return _SnapshotRows(erow, pools, entries)
+
+
+class SnapshotCache:
+    """Parsed snapshot rows keyed by (path, mtime, size): a live run re-reads only new epochs.
+
+    The app keeps one in ``st.cache_resource``; notebooks can ignore it.
+    """
+
+    def __init__(self, max_files: int = 5000) -> None:
+        self._rows: dict[str, tuple[tuple, _SnapshotRows]] = {}
+        self.max_files = max_files
+
+    def get(self, path: Path, constraint: str) -> _SnapshotRows:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size, constraint)
+        hit = self._rows.get(str(path))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        rows = _snapshot_rows(_read_json(path, "pss-snapshot"), constraint)
+        if len(self._rows) >= self.max_files:
+            self._rows.pop(next(iter(self._rows)))
+        self._rows[str(path)] = (stamp, rows)
+        return rows
+
+
+def _concat_columns(blocks: Iterable[dict[str, list]], columns: tuple[str, ...], dtypes: dict[str, Any] | None = None) -> pd.DataFrame:
+    merged: dict[str, list] = {c: [] for c in columns}
+    for block in blocks:
+        for c in columns:
+            merged[c].extend(block[c])
+    dtypes = dtypes or {}
+    # Typed numpy arrays first: pandas' per-element inference is the slow part at 250k rows.
+    arrays = {c: np.asarray(v, dtype=dtypes[c]) if c in dtypes and None not in v else v for c, v in merged.items()}
+    return pd.DataFrame(arrays, columns=list(columns))
+
+
+def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
+    """Read one run directory (see the module docstring). Raises :class:`RunLoadError`."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise RunLoadError(f"run directory {path} does not exist; check the path or pick a run from the list")
+    if not path.is_dir():
+        raise RunLoadError(f"{path} is a file, not a run directory; point at the folder that holds run.json")
+    run_file = path / RUN_FILE
+    if not run_file.is_file():
+        raise RunLoadError(f"{path} is not a pss run (no run.json); train one with `pss train PRESET --out DIR`")
+    try:
+        run = _read_json(run_file, "pss-run")
+        constraint = str(run["constraint"])
+        budgets = _budgets_frame(run["budgets"])
+        dimensions = _dimensions_frame(run["space"])
+    except ValueError as exc:
+        raise RunLoadError(f"{run_file} cannot be used: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise RunLoadError(f"{run_file} lacks a required field ({exc}); it was not written by pss train") from None
+
+    cache = cache if cache is not None else SnapshotCache()
+    problems: list[str] = []
+    rows: list[_SnapshotRows] = []
+    snap_dir = path / SNAPSHOT_DIR
+    names = _snapshot_names(snap_dir)
+    for name in names:
+        f = snap_dir / name
+        try:
+            rows.append(cache.get(f, constraint))
+        except ValueError as exc:
+            problems.append(f"skipped snapshot {name}: {exc}")
+        except (KeyError, TypeError, IndexError) as exc:
+            problems.append(f"skipped snapshot {name}: a required field is missing or malformed ({exc})")
+        except OSError as exc:
+            problems.append(f"skipped snapshot {name}: {exc.strerror or exc}")
+    seen: set[int] = set()
+    unique = []
+    for r in rows:  # two files claiming one epoch (a copied file): keep the first, say so
+        if r.epoch["epoch"] in seen:
+            problems.append(f"skipped a second snapshot of epoch {r.epoch['epoch']}")
+            continue
+        seen.add(r.epoch["epoch"])
+        unique.append(r)
+    rows = sorted(unique, key=lambda r: r.epoch["epoch"])
+    epochs = pd.DataFrame([r.epoch for r in rows], columns=list(EPOCH_COLUMNS))
+    pools = _concat_columns((r.pools for r in rows), POOL_COLUMNS)
+    entries = _concat_columns((r.entries for r in rows), ENTRY_COLUMNS, ENTRY_DTYPES)
+    epochs = _typed(epochs, {"epoch": "int64"})
+    pools = _typed(pools, {"epoch": "int64", "pool": "int64", "capacity": "int64", "size": "int64", "full": "bool"})
+    entries = _typed(entries, {"epoch": "int64", "pool": "int64", "rank": "int64", "resolution": "int64", "times_sampled": "int64"})
+
+    data = RunData(path, path.name, run, budgets, dimensions, epochs, pools, entries, problems=problems)
+    front_file = path / CALIBRATION_DIR / FRONT_FILE
+    if front_file.is_file():
+        try:
+            front = _read_json(front_file, "pss-front")
+            data.front, data.references = _front_frames(front, constraint)
+            data.front_epoch = int(front["epoch"])
+        except ValueError as exc:
+            problems.append(f"ignored calibration/front.json: {exc}; re-run `pss calibrate {path}`")
+        except (KeyError, TypeError, IndexError) as exc:
+            problems.append(f"ignored calibration/front.json: a required field is missing ({exc}); re-run `pss calibrate {path}`")
+    data.status = _status(data, names and snap_dir / names[-1])
+    return data
+
+
+def _typed(df: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    if len(df):
+        df = df.astype({k: v for k, v in types.items() if k in df.columns})
+    return df
+
+
+def _status(data: RunData, newest: Path | None) -> str:
+    if data.last_epoch is None:
+        return "empty"
+    if data.last_epoch >= data.epochs_planned:
+        return "calibrated" if data.front_is_current else "finished"
+    if newest and time.time() - _mtime(newest) < LIVE_SECONDS:
+        return "training"
+    return "stopped"
+
+
+def _budgets_frame(budgets: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for t, b in enumerate(budgets):
+        theta, delta = float(b["value"]), float(b["tolerance"])
+        rows.append({"pool": t, "kind": b["kind"], "theta": theta, "delta": delta, "lo": theta - delta, "hi": theta + delta, "label": b.get("label", f"pool {t}")})
+    return pd.DataFrame(rows, columns=["pool", "kind", "theta", "delta", "lo", "hi", "label"])
+
+
+def _dimensions_frame(space: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {"index": i, "name": d["name"], "kind": d["name"].split(".")[0], "o_min": int(d["o_min"]), "o_max": int(d["o_max"])}
+        for i, d in enumerate(space["dimensions"])
+    ]
+    return pd.DataFrame(rows, columns=["index", "name", "kind", "o_min", "o_max"])
+
+
+def _front_frames(front: dict[str, Any], constraint: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for pool in front["pools"]:
+        budget = pool["budget"]
+        best = pool.get("best")
+        for i, c in enumerate(pool["candidates"]):
+            rows.append({
+                "pool": int(pool["index"]), "candidate": i, "label": budget.get("label"), "theta": float(budget["value"]),
+                "delta": float(budget["tolerance"]), "key": c["key"], "resolution": int(c["structure"]["resolution"]),
+                "m": c.get("m"), "accuracy": float(c["accuracy"]), "macs": c["costs"].get("macs"),
+                "params": c["costs"].get("params"), "cost": c["costs"][constraint], "is_best": best == i,
+            })
+    refs = []
+    for name, c in (front.get("references") or {}).items():
+        refs.append({
+            "name": name, "key": c["key"], "resolution": int(c["structure"]["resolution"]), "accuracy": float(c["accuracy"]),
+            "macs": c["costs"].get("macs"), "params": c["costs"].get("params"), "cost": c["costs"][constraint],
+        })
+    columns = ["pool", "candidate", "label", "theta", "delta", "key", "resolution", "m", "accuracy", "macs", "params", "cost", "is_best"]
+    return (pd.DataFrame(rows, columns=columns),
+            pd.DataFrame(refs, columns=["name", "key", "resolution", "accuracy", "macs", "params", "cost"]))
+
+
+# ---------------------------------------------------------------------------- widths
+def widths_of(keys: Iterable[str]) -> np.ndarray:
+    """Integer widths o_i of structure keys ``r<res>-<w1>.<w2>...``: an array (n, L)."""
+    keys = list(keys)
+    if not keys:
+        return np.zeros((0, 0), dtype=np.int64)
+    return np.array([[int(w) for w in k.split("-", 1)[1].split(".")] for k in keys], dtype=np.int64)
+
+
+def width_ratios(keys: Iterable[str], dimensions: pd.DataFrame) -> np.ndarray:
+    """o_i / o_max per layer (Sec. 3.1's width ratio), an array (n, L)."""
+    return widths_of(keys) / dimensions["o_max"].to_numpy(dtype=float)[None, :]

@@ -1,0 +1,163 @@
+"""The Streamlit app under streamlit.testing.v1.AppTest: every page, with the sample and a generated run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app" / "main.py")
+SAMPLE = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
+PAGES = ["Overview", "Pools", "Sampling", "Widths", "Front & Export"]
+
+
+def _make_run_module():
+    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("generated")
+    _make_run_module().make_run(root / "gen", epochs=12, pools=6, entries=12, seed=1, front=True)
+    return root
+
+
+def _app(runs_root: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("PSS_RUNS", str(runs_root))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _goto(at: AppTest, page: str) -> AppTest:
+    at.radio(key="page").set_value(page).run()
+    return at
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_the_sample_run(page, monkeypatch):
+    at = _app(SAMPLE.parent, monkeypatch)
+    _goto(at, page)
+    _assert_clean(at)
+    assert at.header[0].value == page
+    assert _charts(at) >= 1
+    assert at.caption, "every chart has an explanation"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_a_generated_run(page, generated_root, monkeypatch):
+    at = _app(generated_root, monkeypatch)
+    _goto(at, page)
+    _assert_clean(at)
+    assert _charts(at) >= 1
+
+
+def _chosen_key(at: AppTest) -> str:
+    codes = [c.value for c in at.code]
+    assert codes, "the chosen subnet's key is shown"
+    return codes[0]
+
+
+def test_budget_slider_changes_the_chosen_subnet(monkeypatch):
+    at = _goto(_app(SAMPLE.parent, monkeypatch), "Front & Export")
+    slider = at.slider(key="budget_macs")
+    lo, hi = slider.min, slider.max
+    slider.set_value(lo).run()
+    _assert_clean(at)
+    cheap = _chosen_key(at)
+    at.slider(key="budget_macs").set_value(hi).run()
+    dear = _chosen_key(at)
+    assert cheap != dear
+    front = json.loads((SAMPLE / "calibration" / "front.json").read_text())
+    keys = {c["key"]: c for p in front["pools"] for c in p["candidates"]}
+    assert keys[cheap]["costs"]["macs"] <= lo
+    best = max(keys.values(), key=lambda c: c["accuracy"])
+    assert keys[dear]["accuracy"] == best["accuracy"]
+    assert any("Download" in b.label for b in at.get("download_button")) or at.get("download_button")
+
+
+def test_generated_run_cannot_be_exported_and_says_why(generated_root, monkeypatch):
+    at = _goto(_app(generated_root, monkeypatch), "Front & Export")
+    _assert_clean(at)
+    assert any("checkpoint.pt" in i.value for i in at.info)
+
+
+def test_missing_runs_folder_is_a_friendly_message(tmp_path, monkeypatch):
+    at = _app(tmp_path / "nowhere", monkeypatch)
+    _assert_clean(at)
+    assert any("No runs under" in w.value for w in at.warning)
+    _goto(at, "Pools")
+    _assert_clean(at)
+    at.text_input(key="runs_root").set_value(str(SAMPLE.parent)).run()
+    _assert_clean(at)
+    assert _charts(at) >= 1, "the rest of the app still works"
+
+
+def test_corrupt_snapshot_is_skipped_and_reported(generated_root, tmp_path, monkeypatch):
+    run = shutil.copytree(generated_root / "gen", tmp_path / "runs" / "damaged")
+    (run / "snapshots" / "epoch_0003.json").write_text('{"schema_version": 1, "kind": "pss-snap')
+    at = _goto(_app(tmp_path / "runs", monkeypatch), "Pools")
+    _assert_clean(at)
+    assert any("epoch_0003.json" in w.value for w in at.warning)
+    assert _charts(at) >= 1
+
+
+def test_corrupt_run_file_is_an_error_and_the_app_survives(generated_root, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    shutil.copytree(generated_root / "gen", runs / "good")
+    bad = runs / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text("{ not json")
+    import os
+    import time
+
+    os.utime(bad / "run.json", (time.time() + 60, time.time() + 60))  # newest: selected first
+    at = _app(runs, monkeypatch)
+    assert not at.exception
+    assert any("Cannot open this run" in e.value and "not valid JSON" in e.value for e in at.error)
+    at.selectbox(key="run").set_value(str(runs / "good")).run()
+    _assert_clean(at)
+    assert _charts(at) >= 1
+
+
+def test_empty_run_says_training_has_not_finished_an_epoch(generated_root, tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "fresh"
+    run.mkdir(parents=True)
+    shutil.copy(generated_root / "gen" / "run.json", run / "run.json")
+    at = _app(tmp_path / "runs", monkeypatch)
+    for page in PAGES:
+        _goto(at, page)
+        assert not at.exception
+        assert any("No epoch" in i.value or "not been calibrated" in i.value for i in at.info), page
+
+
+def test_uncalibrated_run_offers_calibration_and_runs_it(uncalibrated_run_copy, monkeypatch):
+    at = _goto(_app(uncalibrated_run_copy.parent, monkeypatch), "Front & Export")
+    _assert_clean(at)
+    assert any("not been calibrated" in i.value for i in at.info)
+    at.button(key="calibrate").click().run(timeout=300)
+    assert not at.exception
+    assert (uncalibrated_run_copy / "calibration" / "front.json").is_file()
+    at.run()
+    _assert_clean(at)
+    assert at.slider(key="budget_macs") is not None
+    assert _charts(at) >= 1

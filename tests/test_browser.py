@@ -1,0 +1,170 @@
+"""One real-browser test: `streamlit run app/main.py` driven by Playwright and Debian's chromium.
+
+Covers what AppTest cannot: plotly charts actually rendering in a browser, the
+slider moved by a user, and the export download (whose bytes AppTest cannot read).
+Screenshots of every page go to ``$PSS_SCREENSHOTS`` (default: a temp folder).
+
+Skipped when Playwright or chromium is missing, unless ``PSS_REQUIRE_BROWSER=1``
+(CI sets it, so a broken browser setup fails CI instead of hiding).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_ROOT = REPO / "sample_checkpoints"
+CHROMIUM = os.environ.get("PSS_CHROMIUM", "/usr/bin/chromium")
+PAGES = [("overview", "Overview"), ("pools", "Pools"), ("sampling", "Sampling"), ("widths", "Widths"), ("front-export", "Front & Export")]
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("PSS_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (PSS_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, child_env):
+    _require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).is_file(), f"chromium not found at {CHROMIUM}")
+    port = _free_port()
+    env = dict(child_env, PSS_RUNS=str(SAMPLE_ROOT))
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"), "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited early: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not become healthy within 90 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-default-apps", "--disable-extensions", "--disable-sync",
+                  "--no-first-run", "--mute-audio", "--metrics-recording-only"],
+        )
+        yield b
+        b.close()
+
+
+def _wait_rendered(page) -> None:
+    page.wait_for_selector("[data-testid='stHeader'], header", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+    # Wait for the script run to finish (the "running" indicator disappears).
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=120_000)
+    page.wait_for_timeout(800)
+
+
+def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
+    shots = Path(os.environ.get("PSS_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    for slug, title in PAGES:
+        page.goto(f"{server}/?page={slug}")
+        _wait_rendered(page)
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        assert page.locator(".js-plotly-plot").count() >= 1, f"no plotly chart on {title}"
+        assert page.locator("[data-testid='stException']").count() == 0, f"exception box on {title}"
+        page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
+
+    # Front & Export: move the budget slider with the keyboard and watch the chosen subnet change.
+    def chosen() -> str:
+        return page.locator("[data-testid='stCode'] code").first.inner_text().strip()
+
+    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    thumb.focus()
+    thumb.press("End")
+    page.wait_for_timeout(300)
+    _wait_rendered(page)
+    dear = chosen()
+    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    thumb.focus()
+    thumb.press("Home")
+    deadline = time.time() + 60
+    while chosen() == dear and time.time() < deadline:
+        page.wait_for_timeout(300)
+    cheap = chosen()
+    assert cheap != dear, "moving the budget slider did not change the chosen subnet"
+    _wait_rendered(page)
+    page.screenshot(path=str(shots / "front-export-cheapest.png"), full_page=True)
+
+    # Download the export of the chosen (cheapest) subnet and load it with plain torch.
+    with page.expect_download(timeout=180_000) as info:
+        page.get_by_text("Download the exported model").click()
+    archive = tmp_path / "export.zip"
+    info.value.save_as(archive)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert not errors, errors
+    out = tmp_path / "export"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(out)
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    card = json.loads((folder / "card.json").read_text())
+    assert card["key"] == cheap
+    assert {p.name for p in folder.iterdir()} == {"model.pt2", "state_dict.pt", "card.json"}
+    code = (
+        "import sys, json, torch\n"
+        f"card = json.load(open({str(folder / 'card.json')!r}))\n"
+        f"m = torch.export.load({str(folder / 'model.pt2')!r}).module()\n"
+        "r = card['input']['resolution']\n"
+        "y = m(torch.randn(3, card['input']['shape'][1], r, r))\n"
+        "assert y.shape == (3, len(card['class_names'])), y.shape\n"
+        "assert 'pss' not in sys.modules\n"
+        "print('ok', tuple(y.shape))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")
+    context.close()
