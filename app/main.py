@@ -47,7 +47,15 @@ def _sidebar() -> tuple[str | None, list[str], str, bool]:
             st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
             return None, [], page, False
         rel = {r: _short(r, root) for r in runs}
+        wanted = st.query_params.get("run")
+        if wanted and st.session_state.get("run") not in runs:  # a shared link: ?run=NAME
+            match = [r for r in runs if rel[r] == wanted or Path(r).name == wanted]
+            if match:
+                st.session_state["run"] = match[0]
+        if st.session_state.get("run") not in runs:
+            st.session_state.pop("run", None)
         run = st.selectbox("Run", runs, format_func=rel.get, key="run")
+        st.query_params["run"] = rel[run]
         others = st.multiselect(
             "Compare with", [r for r in runs if r != run], format_func=rel.get, key="compare",
             help="Other runs (e.g. baselines) to overlay on the accuracy–resource front.",

@@ -71,11 +71,17 @@ def overview(data: RunData, others: list[RunData]) -> None:
 def pools(data: RunData, others: list[RunData]) -> None:
     if _no_epochs(data):
         return
+    view = st.segmented_control(
+        "View", ["At one epoch", "Over all epochs"], default="At one epoch", key="pools_view",
+        help="One epoch: every entry, Alg. 3's counters and the pool table. All epochs: how each pool evolved.",
+    )
+    if view == "Over all epochs":
+        _chart(figures.pool_evolution_figure(data.pools, cost_label=_cost_label(data)), "evolution", CHARTS["evolution"])
+        return
     epoch = _epoch_slider(data, "pools_epoch")
     at = analysis.entries_at(data, epoch)
     _chart(figures.pool_entries_figure(at, data.budgets, epoch=epoch, cost_label=_cost_label(data)), "entries", CHARTS["entries"])
     _chart(figures.pool_counters_figure(data.pools, epoch), "counters", CHARTS["counters"])
-    _chart(figures.pool_evolution_figure(data.pools, cost_label=_cost_label(data)), "evolution", CHARTS["evolution"])
     st.subheader("Pool table")
     labels = dict(zip(data.budgets["pool"], data.budgets["label"]))
     choice = st.selectbox("Pool", ["all pools"] + [labels[t] for t in data.budgets["pool"]], key="table_pool")
@@ -165,6 +171,12 @@ def front_export(data: RunData, others: list[RunData]) -> None:
             x_label=label,
         )
         fig.add_vline(x=budget, line_dash="dot", line_color="#444", annotation_text="budget")
+        marked = _table_selection(data.front)
+        if marked is not None:
+            row = data.front.iloc[marked]
+            fig.add_scatter(x=[row[constraint]], y=[100 * row["accuracy"]], mode="markers", name="table row",
+                            marker=dict(symbol="square-open", size=22, color="#d62728", line=dict(width=3)),
+                            text=[row["key"]], hovertemplate="<b>table row</b><br>%{text}<extra></extra>")
         _chart(fig, "front", CHARTS["front"])
         if others and not other_fronts:
             st.caption("The runs picked for comparison are not calibrated, so they are not overlaid.")
@@ -178,13 +190,24 @@ def front_export(data: RunData, others: list[RunData]) -> None:
         _chart(figures.width_profile_figure(_profile_of(data, chosen)), "chosen_profile", CHARTS["selected_profile"])
     st.caption(CHARTS["export"])
     st.subheader("Calibrated candidates")
+    table = data.front[["label", "candidate", "key", "accuracy", "macs", "params", "m", "is_best"]]
     st.dataframe(
-        data.front[["label", "candidate", "key", "accuracy", "macs", "params", "m", "is_best"]],
-        hide_index=True, width="stretch", key="front_table",
+        table, hide_index=True, width="stretch", key="front_table", on_select="rerun", selection_mode="single-row",
         column_config={"accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
                        "macs": st.column_config.NumberColumn("MACs", format="compact"),
                        "params": st.column_config.NumberColumn("params", format="compact")},
     )
+    st.caption("Click a row to mark that subnet on the front above (a square); click a column header to sort.")
+
+
+def _table_selection(front: pd.DataFrame) -> int | None:
+    """Row index selected in the candidates table (its widget state is readable before it is drawn)."""
+    state_ = st.session_state.get("front_table")
+    try:
+        rows = state_["selection"]["rows"]
+    except (KeyError, TypeError):
+        return None
+    return int(rows[0]) if rows and int(rows[0]) < len(front) else None
 
 
 def _profile_of(data: RunData, chosen: pd.Series) -> pd.DataFrame:

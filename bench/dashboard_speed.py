@@ -70,7 +70,7 @@ def main() -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    os.environ["PSS_RUNS"] = str(run.parent)
+    os.environ["PSS_RUNS"] = str(run)  # the run itself: find_runs lists just it
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=300)
     first = _timed(at.run)
     print(f"app first render (cold caches, Overview): {first:.2f} s")

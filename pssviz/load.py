@@ -48,6 +48,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fastjson = None
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -233,6 +234,19 @@ EPOCH_COLUMNS = (
 )
 
 
+_COSTS, _M, _TIMES, _KEY, _STRUCTURE, _RESOLUTION = (
+    itemgetter("costs"), itemgetter("m"), itemgetter("times_sampled"), itemgetter("key"), itemgetter("structure"), itemgetter("resolution"),
+)
+
+
+def _MACS(costs: dict) -> Any:
+    return costs.get("macs")
+
+
+def _PARAMS(costs: dict) -> Any:
+    return costs.get("params")
+
+
 @dataclass
 class _SnapshotRows:
     """The rows one snapshot contributes to each table (column lists), cached per file version."""
@@ -262,20 +276,20 @@ def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
         n = len(items)
         q = list(pool.get("q") or [])
         q = q[:n] + [np.nan] * (n - len(q))
-        costs = [e["costs"] for e in items]
-        ms = [e["m"] for e in items]
+        costs = list(map(_COSTS, items))
+        ms = list(map(_M, items))
         cs = [c[constraint] for c in costs]
-        sampled = [e["times_sampled"] for e in items]
+        sampled = list(map(_TIMES, items))
         entries["epoch"] += [epoch] * n
         entries["pool"] += [index] * n
         entries["rank"] += range(n)
-        entries["key"] += [e["key"] for e in items]
-        entries["resolution"] += [e["structure"]["resolution"] for e in items]
+        entries["key"] += map(_KEY, items)
+        entries["resolution"] += map(_RESOLUTION, map(_STRUCTURE, items))
         entries["m"] += ms
         entries["q"] += q
         entries["times_sampled"] += sampled
-        entries["macs"] += [c.get("macs") for c in costs]
-        entries["params"] += [c.get("params") for c in costs]
+        entries["macs"] += map(_MACS, costs)
+        entries["params"] += map(_PARAMS, costs)
         entries["cost"] += cs
         row = {
             "epoch": epoch, "pool": index, "label": budget.get("label"), "theta": budget["value"],
@@ -322,7 +336,10 @@ def _concat_columns(blocks: Iterable[dict[str, list]], columns: tuple[str, ...],
             merged[c].extend(block[c])
     dtypes = dtypes or {}
     # Typed numpy arrays first: pandas' per-element inference is the slow part at 250k rows.
-    arrays = {c: np.asarray(v, dtype=dtypes[c]) if c in dtypes and None not in v else v for c, v in merged.items()}
+    arrays = {
+        c: np.asarray(v, dtype=dtypes[c]) if c in dtypes and None not in v else pd.Series(v, dtype=object) if c == "key" else v
+        for c, v in merged.items()
+    }
     return pd.DataFrame(arrays, columns=list(columns))
 
 

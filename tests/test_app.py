@@ -161,3 +161,26 @@ def test_uncalibrated_run_offers_calibration_and_runs_it(uncalibrated_run_copy, 
     _assert_clean(at)
     assert at.slider(key="budget_macs") is not None
     assert _charts(at) >= 1
+
+
+def test_new_epochs_of_a_training_run_show_on_the_next_rerun(generated_root, tmp_path, monkeypatch):
+    run = shutil.copytree(generated_root / "gen", tmp_path / "runs" / "live", ignore=shutil.ignore_patterns("calibration"))
+    held = (run / "snapshots" / "epoch_0012.json").read_bytes()
+    (run / "snapshots" / "epoch_0012.json").unlink()
+    at = _app(tmp_path / "runs", monkeypatch)
+    _assert_clean(at)
+    assert at.metric[1].value == "11 / 12"
+    assert at.toggle(key="follow").value and any("Watching" in c.value for c in at.sidebar.caption)
+    (run / "snapshots" / "epoch_0012.json").write_bytes(held)
+    at.run()  # what the watcher fragment triggers when the run's signature changes
+    _assert_clean(at)
+    assert at.metric[1].value == "12 / 12"
+
+
+def test_pools_over_all_epochs_view(monkeypatch):
+    at = _goto(_app(SAMPLE.parent, monkeypatch), "Pools")
+    assert at.select_slider(key="pools_epoch").value == 40
+    at.button_group(key="pools_view").set_value("Over all epochs").run()
+    _assert_clean(at)
+    assert _charts(at) == 1
+    assert any("evicted" in c.value for c in at.caption)

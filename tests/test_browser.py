@@ -42,11 +42,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+LIVE_EPOCHS = 6
+
+
+def _make_run_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, child_env):
+def runs_root(tmp_path_factory) -> Path:
+    """The bundled sample run, plus a 'live' generated run that has finished 3 of its epochs."""
+    root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(SAMPLE_ROOT / "cifar10-subset-mbv1", root / "cifar10-subset-mbv1")
+    live = _make_run_module().make_run(root / "live", epochs=LIVE_EPOCHS, pools=4, entries=6, front=False)
+    held = root / "held"
+    held.mkdir()
+    for epoch in range(4, LIVE_EPOCHS + 1):
+        name = f"epoch_{epoch:04d}.json"
+        shutil.move(live / "snapshots" / name, held / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, child_env, runs_root):
     _require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).is_file(), f"chromium not found at {CHROMIUM}")
     port = _free_port()
-    env = dict(child_env, PSS_RUNS=str(SAMPLE_ROOT))
+    env = dict(child_env, PSS_RUNS=str(runs_root))
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
@@ -112,7 +138,7 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     for slug, title in PAGES:
-        page.goto(f"{server}/?page={slug}")
+        page.goto(f"{server}/?page={slug}&run=cifar10-subset-mbv1")
         _wait_rendered(page)
         page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
         assert page.locator(".js-plotly-plot").count() >= 1, f"no plotly chart on {title}"
@@ -123,13 +149,13 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     def chosen() -> str:
         return page.locator("[data-testid='stCode'] code").first.inner_text().strip()
 
-    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
     thumb.focus()
     thumb.press("End")
     page.wait_for_timeout(300)
     _wait_rendered(page)
     dear = chosen()
-    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
     thumb.focus()
     thumb.press("Home")
     deadline = time.time() + 60
@@ -142,7 +168,7 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
 
     # Download the export of the chosen (cheapest) subnet and load it with plain torch.
     with page.expect_download(timeout=180_000) as info:
-        page.get_by_text("Download the exported model").click()
+        page.get_by_role("button", name="Download the exported model").first.click()
     archive = tmp_path / "export.zip"
     info.value.save_as(archive)
     assert page.locator("[data-testid='stException']").count() == 0
@@ -168,3 +194,20 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
     context.close()
+
+
+def test_a_training_run_updates_without_a_reload(server, browser, runs_root):
+    """New epochs of a run still training appear on their own (the app polls the run's files)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/?page=overview&run=live")
+    metric = page.locator("[data-testid='stMetricValue']").nth(1)
+    metric.wait_for(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.includes('3 / %d'))" % LIVE_EPOCHS, timeout=60_000)
+    # the trainer writes the next snapshot (atomically, as pss.runs does)
+    src = runs_root / "held" / "epoch_0004.json"
+    tmp = runs_root / "live" / "snapshots" / ".epoch_0004.json.tmp"
+    shutil.copy(src, tmp)
+    os.replace(tmp, runs_root / "live" / "snapshots" / "epoch_0004.json")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.includes('4 / %d'))" % LIVE_EPOCHS, timeout=30_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
