@@ -38,13 +38,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pss.calibration import CalibratedSubnet, select_best
+from pss.calibration import CalibratedSubnet, front_record
 from pss.config import load_config
 from pss.context import SupernetContext
 from pss.data import CIFAR10_CLASSES
 from pss.errors import PssError
 from pss.pools import PoolCounters, SubnetPool, pools_from_budgets
-from pss.runs import SCHEMA_VERSION, RunDir, atomic_write_json
+from pss.runs import RunDir, atomic_write_json
 from pss.sampling import StructureDistributionSampler, pool_temperature, prioritized_probs, space_sampling_probability
 from pss.space import Structure
 from pss.trainer import PssTrainer, cosine_lr
@@ -287,8 +287,6 @@ def make_run(out: Path, *, epochs: int = 250, pools: int = 20, entries: int = 50
 def _write_front(run: RunDir, cfg, ctx: SupernetContext, dyn: _Dynamics, pool_list: list[SubnetPool],
                  val_acc: dict, top_k: int, rng: np.random.Generator) -> None:
     """calibration/front.json as `pss calibrate` writes it, with made-up calibrated accuracies."""
-    from pss import __version__
-
     acc_hi = val_acc["max"] + 0.004  # calibrating on more images helps a little
     acc_lo = val_acc["min"] + 0.006
 
@@ -305,26 +303,8 @@ def _write_front(run: RunDir, cfg, ctx: SupernetContext, dyn: _Dynamics, pool_li
     references = {}
     for name, s, acc in (("max", ctx.space.max_structure, acc_hi), ("min", ctx.space.min_structure, acc_lo)):
         references[name] = CalibratedSubnet(s, None, dyn.quantise(acc, NUM_VAL), ctx.cost_model.costs(s), float(rng.uniform(9.0, 15.0))).to_json()
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "pss-front",
-        "pss_version": __version__,
-        "epoch": cfg.epochs,
-        "constraint": cfg.constraint,
-        "top_k": top_k,
-        "calibration_images": min(cfg.calib_images, NUM_TRAIN),
-        "validation_images": NUM_VAL,
-        "pools": [
-            {
-                "index": t,
-                "budget": pool_list[t].budget.to_json(),
-                "candidates": [c.to_json() for c in cands],
-                "best": select_best(cands) if cands else None,
-            }
-            for t, cands in enumerate(per_pool)
-        ],
-        "references": references,
-    }
+    doc = front_record(cfg.epochs, cfg.constraint, top_k, min(cfg.calib_images, NUM_TRAIN), NUM_VAL,
+                       [p.budget for p in pool_list], per_pool, references)
     atomic_write_json(run.front_file, doc)
 
 

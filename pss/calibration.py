@@ -121,6 +121,42 @@ def select_best(candidates: list[CalibratedSubnet]) -> int:
     return max(range(len(candidates)), key=lambda i: (candidates[i].accuracy, candidates[i].m if candidates[i].m is not None else float("-inf"), -i))
 
 
+def front_record(
+    epoch: int,
+    constraint: str,
+    top_k: int,
+    calibration_images: int,
+    validation_images: int,
+    budgets: list,
+    per_pool: list[list["CalibratedSubnet"]],
+    references: dict[str, dict],
+) -> dict:
+    """The ``calibration/front.json`` document (kind ``pss-front``): per pool its candidates and the Eq. 5 best."""
+    from . import __version__
+    from .runs import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "pss-front",
+        "pss_version": __version__,
+        "epoch": int(epoch),
+        "constraint": constraint,
+        "top_k": int(top_k),
+        "calibration_images": int(calibration_images),
+        "validation_images": int(validation_images),
+        "pools": [
+            {
+                "index": t,
+                "budget": budget.to_json(),
+                "candidates": [c.to_json() for c in cands],
+                "best": select_best(cands) if cands else None,
+            }
+            for t, (budget, cands) in enumerate(zip(budgets, per_pool))
+        ],
+        "references": references,
+    }
+
+
 def calibrate_run(
     run_dir,
     top_k: int | None = None,
@@ -136,10 +172,9 @@ def calibrate_run(
     references for plots. ``on_progress(done, total, message)``, when given, is
     called after each subnet (the dashboard's progress bar).
     """
-    from . import __version__
     from .context import load_trained_supernet, resolve_device
     from .data import load_data
-    from .runs import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, open_run
+    from .runs import atomic_torch_save, atomic_write_json, open_run
     from .trainer import data_config
 
     run = open_run(run_dir)
@@ -195,26 +230,10 @@ def calibrate_run(
             on_progress(len(jobs) + len(references), total, f"reference {name}: accuracy {result.accuracy:.3f}")
     if bar is not None:
         bar.close()
-    front = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "pss-front",
-        "pss_version": __version__,
-        "epoch": int(state["epoch"]),
-        "constraint": cfg.constraint,
-        "top_k": top_k,
-        "calibration_images": min(images, data.num_train),
-        "validation_images": data.num_val,
-        "pools": [
-            {
-                "index": t,
-                "budget": pools[t].budget.to_json(),
-                "candidates": [c.to_json() for c in cands],
-                "best": select_best(cands) if cands else None,
-            }
-            for t, cands in enumerate(per_pool)
-        ],
-        "references": references,
-    }
+    front = front_record(
+        int(state["epoch"]), cfg.constraint, top_k, min(images, data.num_train), data.num_val,
+        [p.budget for p in pools], per_pool, references,
+    )
     atomic_torch_save(bn_stats, run.bn_stats_file)
     atomic_write_json(run.front_file, front)
     return front

@@ -72,6 +72,22 @@ def uncalibrated_run_copy(trained_run, tmp_path) -> Path:
     return copy_run(trained_run, tmp_path / "run_uncalibrated", calibration=False)
 
 
+def load_bench(name: str):
+    """Import ``bench/<name>.py`` (bench/ holds scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def make_run_module():
+    """``bench/make_run.py``: writes a synthetic run with real structures, costs and pools."""
+    return load_bench("make_run")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,17 +17,10 @@ SAMPLE = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
 PAGES = ["Overview", "Pools", "Sampling", "Widths", "Front & Export"]
 
 
-def _make_run_module():
-    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def generated_root(tmp_path_factory) -> Path:
+def generated_root(tmp_path_factory, make_run_module) -> Path:
     root = tmp_path_factory.mktemp("generated")
-    _make_run_module().make_run(root / "gen", epochs=12, pools=6, entries=12, seed=1, front=True)
+    make_run_module.make_run(root / "gen", epochs=12, pools=6, entries=12, seed=1, front=True)
     return root
 
 

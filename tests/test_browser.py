@@ -45,21 +45,12 @@ def _free_port() -> int:
 LIVE_EPOCHS = 6
 
 
-def _make_run_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def runs_root(tmp_path_factory) -> Path:
+def runs_root(tmp_path_factory, make_run_module) -> Path:
     """The bundled sample run, plus a 'live' generated run that has finished 3 of its epochs."""
     root = tmp_path_factory.mktemp("runs")
     shutil.copytree(SAMPLE_ROOT / "cifar10-subset-mbv1", root / "cifar10-subset-mbv1")
-    live = _make_run_module().make_run(root / "live", epochs=LIVE_EPOCHS, pools=4, entries=6, front=False)
+    live = make_run_module.make_run(root / "live", epochs=LIVE_EPOCHS, pools=4, entries=6, front=False)
     held = root / "held"
     held.mkdir()
     for epoch in range(4, LIVE_EPOCHS + 1):

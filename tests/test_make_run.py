@@ -8,7 +8,6 @@ cross-field promises as a real one (compare tests/test_schema.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -34,18 +33,6 @@ def load_schema(name: str) -> dict:
 def errors(name: str, doc: dict) -> list[str]:
     validator = Draft202012Validator(load_schema(name))
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
-
-
-def _load_make_run():
-    spec = importlib.util.spec_from_file_location("bench_make_run", REPO / "bench" / "make_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def make_run_module():
-    return _load_make_run()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ No training here. Three sources of runs:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -28,7 +27,6 @@ from pssviz.load import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RUN = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
-MAKE_RUN = REPO / "bench" / "make_run.py"
 
 # ---------------------------------------------------------------------------- a hand-written run
 DIMS = [("stem", 16, 16, [16]), ("b1", 24, 32, [24, 32]), ("b2", 48, 64, [48, 56, 64]), ("b3", 48, 64, [48, 56, 64])]
@@ -130,13 +128,8 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    if not MAKE_RUN.is_file():
-        pytest.skip("bench/make_run.py is not there")
-    spec = importlib.util.spec_from_file_location("make_run_for_figures", MAKE_RUN)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    path = mod.make_run(tmp_path_factory.mktemp("figs") / "generated", epochs=6, pools=5, entries=8, preset="smoke", front=True)
+def generated(tmp_path_factory, make_run_module):
+    path = make_run_module.make_run(tmp_path_factory.mktemp("figs") / "generated", epochs=6, pools=5, entries=8, preset="smoke", front=True)
     return load_run(path)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,16 +21,9 @@ SAMPLE = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
 EPOCHS, POOLS, ENTRIES = 5, 4, 6
 
 
-def _make_run(out: Path, **kw) -> Path:
-    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_run(out, **kw)
-
-
 @pytest.fixture(scope="module")
-def gen_run(tmp_path_factory) -> Path:
-    return _make_run(tmp_path_factory.mktemp("gen") / "run", epochs=EPOCHS, pools=POOLS, entries=ENTRIES, seed=3, front=True)
+def gen_run(tmp_path_factory, make_run_module) -> Path:
+    return make_run_module.make_run(tmp_path_factory.mktemp("gen") / "run", epochs=EPOCHS, pools=POOLS, entries=ENTRIES, seed=3, front=True)
 
 
 @pytest.fixture
