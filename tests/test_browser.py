@@ -123,7 +123,7 @@ def _wait_rendered(page) -> None:
 def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     shots = Path(os.environ.get("PSS_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1500, "height": 2000}, accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
