@@ -649,7 +649,7 @@ def training_curves_figure(epochs: pd.DataFrame) -> go.Figure:
                                  line=dict(color=SERIES_COLORS[ci], dash=dash if row == 2 else "solid"), **_on(row),
                                  hovertemplate=f"{name}<br>epoch %{{x}}: {val}<extra></extra>"))
     fig.add_traces(traces)
-    fig.update_yaxes(type="log", title_text="loss", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="loss", dtick="D2", tickformat=".2~g", row=1, col=1)  # 0.05, 0.1, 0.2, 0.5, 1, 2
     fig.update_yaxes(title_text="accuracy (%)", ticksuffix="%", row=2, col=1)
     fig.update_yaxes(title_text="lr", tickformat=".2~g", rangemode="tozero", row=3, col=1)
     fig.update_xaxes(title_text="epoch", row=3, col=1)
