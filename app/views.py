@@ -171,6 +171,11 @@ def front_export(data: RunData, others: list[RunData]) -> None:
             x_label=label,
         )
         fig.add_vline(x=budget, line_dash="dot", line_color="#444", annotation_text="budget")
+        usable = [n for n, c in data.comparisons.items() if len(c) and c["constraint"].iloc[0] == constraint]
+        if usable:
+            shown = st.multiselect("Overlay comparisons (`pss compare`)", usable, default=usable[:1], key=f"comparisons_{constraint}")
+            for name in shown:
+                figures.add_comparison(fig, data.comparisons[name], name)
         marked = _table_selection(data.front)
         if marked is not None:
             row = data.front.iloc[marked]

@@ -99,7 +99,35 @@ def _parser() -> argparse.ArgumentParser:
         "front's accuracies are those of the packed weights.",
     )
     k.add_argument("run", metavar="RUN_DIR")
+
+    m = sub.add_parser(
+        "compare",
+        help="compare calibrated runs (PSS vs baselines) at the same budgets",
+        description="For each budget, each run's most accurate calibrated subnet whose cost is at most the budget "
+        "(Eq. 5 over the run's calibrated front). Prints a table and writes a comparison file (default: "
+        "FIRST_RUN/comparisons/NAMES.json) that the dashboard overlays on the front.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  pss compare runs/pss runs/uniform runs/random --budgets 6M,8M,10M,12M",
+    )
+    m.add_argument("runs", nargs="+", metavar="RUN_DIR", help="calibrated run directories (`pss calibrate` or `pss search`)")
+    m.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units, e.g. 6M,8M (default: the first run's theta + delta)")
+    m.add_argument("--constraint", choices=["macs", "params", "latency"], help="cost to compare on (default: the first run's)")
+    m.add_argument("--names", metavar="N1,N2,...", help="labels for the runs (default: folder names)")
+    m.add_argument("--out", metavar="FILE", help="comparison file to write (default: FIRST_RUN/comparisons/NAMES.json)")
+    m.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     return p
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare_runs, format_comparison, write_comparison
+
+    budgets = [b.strip() for b in args.budgets.split(",") if b.strip()] if args.budgets else None
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    comparison = compare_runs(args.runs, budgets, args.constraint, names)
+    path = write_comparison(comparison, args.out)
+    print(json.dumps(comparison, indent=1) if args.json else format_comparison(comparison))
+    print(f"comparison written to {path}", file=sys.stderr)
+    return 0
 
 
 def _cmd_pack(args) -> int:
@@ -177,7 +205,7 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,7 +36,7 @@ TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right
 __all__ = [
     "pool_colors", "empty_figure", "pool_evolution_figure", "pool_entries_figure", "pool_entries_animation",
     "sampling_probability_figure", "pool_distribution_figure", "width_profile_figure", "width_heatmap_figure",
-    "front_figure", "training_curves_figure", "pool_counters_figure",
+    "front_figure", "add_comparison", "training_curves_figure", "pool_counters_figure",
 ]
 
 
@@ -601,6 +601,31 @@ def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x:
     fig.update_xaxes(title_text=axis, tickformat=SI)
     fig.update_yaxes(title_text="validation accuracy (%)", ticksuffix="%")
     return _layout(fig, title, height=500, hovermode="closest")
+
+
+def add_comparison(fig: go.Figure, comparison: pd.DataFrame, name: str = "") -> go.Figure:
+    """Overlay a `pss compare` table on a front figure: per run, best accuracy within each budget.
+
+    One step line per compared run (the accuracy a user gets for a budget B is
+    that of the best subnet with cost <= B, so it is constant between budgets);
+    markers sit at the chosen subnets' own costs.
+    """
+    if _empty(comparison):
+        return fig
+    for i, (run, g) in enumerate(comparison.groupby("run", sort=False)):
+        color = OTHER_RUN_COLORS[i % len(OTHER_RUN_COLORS)]
+        g = g.sort_values("budget")
+        strategy = g["strategy"].iloc[0]
+        label = f"{run} ({strategy})" if strategy else str(run)
+        fig.add_trace(go.Scatter(
+            x=g["budget"].to_numpy(float), y=100 * g["accuracy"].to_numpy(float), mode="lines", line_shape="hv",
+            name=f"{label}: best ≤ budget", legendgroup=f"cmp-{run}", line=dict(color=color, dash="dot", width=2),
+            hovertemplate=f"<b>{label}</b><br>budget %{{x:.4~s}}<br>accuracy %{{y:.2f}}%<extra>{name}</extra>"))
+        fig.add_trace(go.Scatter(
+            x=g["cost"].to_numpy(float), y=100 * g["accuracy"].to_numpy(float), mode="markers", showlegend=False,
+            legendgroup=f"cmp-{run}", marker=dict(color=color, symbol="x", size=9), text=g["key"].to_numpy(dtype=object),
+            hovertemplate=f"<b>{label}</b><br>%{{text}}<br>cost %{{x:.4~s}}<br>accuracy %{{y:.2f}}%<extra>{name}</extra>"))
+    return fig
 
 
 def _find_key(key: str | None, front: pd.DataFrame | None, references: pd.DataFrame | None, x: str) -> tuple[float, float] | None:

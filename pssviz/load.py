@@ -82,6 +82,9 @@ class RunData:
     front_epoch: int | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "empty"
+    #: comparison files (`pss compare`) found in RUN_DIR/comparisons/: file stem -> tidy table
+    #: (columns: run, strategy, constraint, budget, accuracy, cost, key; one row per run and budget with a subnet)
+    comparisons: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def constraint(self) -> str:
@@ -179,7 +182,7 @@ def run_signature(path: str | Path) -> tuple:
     """
     path = Path(path)
     parts: list[tuple] = []
-    for f in (path / RUN_FILE, path / CALIBRATION_DIR / FRONT_FILE, path / "checkpoint.pt"):
+    for f in (path / RUN_FILE, path / CALIBRATION_DIR / FRONT_FILE, path / "checkpoint.pt", path / "comparisons"):
         try:
             st = f.stat()
             parts.append((f.name, st.st_mtime_ns, st.st_size))
@@ -405,8 +408,31 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
             problems.append(f"ignored calibration/front.json: {exc}; re-run `pss calibrate {path}`")
         except (KeyError, TypeError, IndexError) as exc:
             problems.append(f"ignored calibration/front.json: a required field is missing ({exc}); re-run `pss calibrate {path}`")
+    data.comparisons = _comparisons(path / "comparisons", problems)
     data.status = _status(data, names and snap_dir / names[-1])
     return data
+
+
+def _comparisons(folder: Path, problems: list[str]) -> dict[str, pd.DataFrame]:
+    out: dict[str, pd.DataFrame] = {}
+    if not folder.is_dir():
+        return out
+    for f in sorted(folder.glob("*.json")):
+        try:
+            doc = _read_json(f, "pss-comparison")
+            rows = [
+                {"run": r["name"], "strategy": r.get("strategy"), "constraint": doc["constraint"], "budget": float(b),
+                 "accuracy": float(x["accuracy"]), "cost": float(x["cost"]), "key": x["key"]}
+                for r in doc["runs"] for b, x in zip(doc["budgets"], r["results"]) if x is not None
+            ]
+        except ValueError as exc:
+            problems.append(f"ignored comparison {f.name}: {exc}")
+            continue
+        except (KeyError, TypeError) as exc:
+            problems.append(f"ignored comparison {f.name}: a required field is missing ({exc})")
+            continue
+        out[f.stem] = pd.DataFrame(rows, columns=["run", "strategy", "constraint", "budget", "accuracy", "cost", "key"])
+    return out
 
 
 def _typed(df: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

@@ -176,3 +176,18 @@ def test_pools_over_all_epochs_view(monkeypatch):
     _assert_clean(at)
     assert _charts(at) == 1
     assert any("evicted" in c.value for c in at.caption)
+
+
+def test_comparison_file_is_overlaid_on_the_front(tmp_path, monkeypatch):
+    from pss.compare import compare_runs, write_comparison
+
+    run = shutil.copytree(SAMPLE, tmp_path / "runs" / "sample")
+    twin = shutil.copytree(SAMPLE, tmp_path / "elsewhere" / "twin")
+    write_comparison(compare_runs([run, twin]))
+    at = _goto(_app(tmp_path / "runs", monkeypatch), "Front & Export")
+    _assert_clean(at)
+    overlay = at.multiselect(key="comparisons_macs")
+    assert overlay.value == ["sample-vs-twin"]
+    front = at.get("plotly_chart")[0]
+    spec = json.loads(front.proto.spec)
+    assert sum("best ≤ budget" in (t.get("name") or "") for t in spec["data"]) == 2
