@@ -167,7 +167,8 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     with left:
         fig = figures.front_figure(
             data.front, data.references, x=constraint, others=other_fronts or None,
-            highlight_key=None if chosen is None else chosen["key"], budgets=data.budgets if constraint == data.constraint else None,
+            highlight_key=None if chosen is None else chosen["key"],
+            budgets=analysis.front_budgets(data) if constraint == (data.front_constraint or data.constraint) else None,
             x_label=label,
         )
         fig.add_vline(x=budget, line_dash="dot", line_color="#444", annotation_text="budget")

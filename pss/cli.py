@@ -100,6 +100,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     k.add_argument("run", metavar="RUN_DIR")
 
+    r = sub.add_parser(
+        "search",
+        help="search each budget for better subnets (random, or PSE-Net's prior-guided evolution)",
+        description="Search the structure space of a trained supernet under each budget theta +- delta: every "
+        "evaluated subnet gets its BN statistics re-estimated and is validated (Eq. 5); the top-k per budget are "
+        "written as RUN_DIR/calibration/front.json + bn_stats.pt, like `pss calibrate`, so `pss export`, "
+        "`pss compare` and the dashboard use them unchanged. Needed for strategies without pools "
+        "(uniform, mutual, random, pse); also a check of what the pools found.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  pss search runs/uniform --method random --evaluations 20\n"
+        "  pss search runs/pse --method evolution --budgets 6M,8M,10M --tolerance 400K",
+    )
+    r.add_argument("run", metavar="RUN_DIR")
+    r.add_argument("--method", choices=["random", "evolution"], default="evolution",
+                   help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (default)")
+    r.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units (default: the run's own theta)")
+    r.add_argument("--constraint", choices=["macs", "params", "latency"], help="cost of the budgets (default: the run's)")
+    r.add_argument("--tolerance", metavar="DELTA", help="half-width of each budget band, e.g. 400K (default: the run's delta)")
+    r.add_argument("--evaluations", type=int, metavar="N", help="distinct subnets calibrated and validated per budget (default 512)")
+    r.add_argument("--top-k", type=int, metavar="K", help="candidates kept per budget (default: the run's calib_top_k)")
+    r.add_argument("--images", type=int, metavar="N", help="training images for BN re-estimation (default: the run's calib_images)")
+    r.add_argument("--population", type=int, metavar="P", help="evolution: seeds per generation (default 128)")
+    r.add_argument("--parents", type=int, metavar="K", help="evolution: parents kept (default 64)")
+    r.add_argument("--mutation-prob", type=float, metavar="P", help="evolution: chance each gene mutates (default 0.2)")
+    r.add_argument("--generations", type=int, metavar="G", help="evolution: at most this many generations (default 20)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
     m = sub.add_parser(
         "compare",
         help="compare calibrated runs (PSS vs baselines) at the same budgets",
@@ -116,6 +145,24 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", metavar="FILE", help="comparison file to write (default: FIRST_RUN/comparisons/NAMES.json)")
     m.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     return p
+
+
+def _cmd_search(args) -> int:
+    from .info import format_front
+    from .pools import parse_quantity
+    from .search import search_run
+
+    budgets = [parse_quantity(b.strip()) for b in args.budgets.split(",") if b.strip()] if args.budgets else None
+    knobs = {k: v for k, v in (("population", args.population), ("parents", args.parents),
+                               ("mutation_prob", args.mutation_prob), ("generations", args.generations)) if v is not None}
+    extra = {"evaluations_per_budget": args.evaluations} if args.evaluations is not None else {}
+    front = search_run(
+        args.run, method=args.method, budgets=budgets, constraint=args.constraint,
+        tolerance=parse_quantity(args.tolerance) if args.tolerance else None, top_k=args.top_k, images=args.images,
+        device=args.device, seed=args.seed, progress=not args.quiet, **extra, **knobs,
+    )
+    print(format_front(front))
+    return 0
 
 
 def _cmd_compare(args) -> int:
@@ -205,7 +252,7 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

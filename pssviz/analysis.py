@@ -174,3 +174,18 @@ def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
     if data.references is not None:
         values += list(data.references[column])
     return lo, float(max(values))
+
+
+def front_budgets(data: RunData) -> pd.DataFrame:
+    """The budgets the calibrated front was made for, in the ``budgets`` table's shape.
+
+    Usually the run's own Theta; after `pss search --budgets ...` they are the
+    searched ones, so labels and colours must come from the front, not from
+    run.json by index.
+    """
+    if data.front is None or not len(data.front):
+        return data.budgets
+    b = data.front.drop_duplicates("pool")[["pool", "theta", "delta", "label"]].sort_values("pool").reset_index(drop=True)
+    b.insert(1, "kind", data.front_constraint or data.constraint)
+    b["lo"], b["hi"] = b["theta"] - b["delta"], b["theta"] + b["delta"]
+    return b[["pool", "kind", "theta", "delta", "lo", "hi", "label"]]

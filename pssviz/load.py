@@ -80,6 +80,8 @@ class RunData:
     front: pd.DataFrame | None = None
     references: pd.DataFrame | None = None
     front_epoch: int | None = None
+    #: the constraint the front's budgets are in (a search may use another one than training)
+    front_constraint: str | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "empty"
     #: comparison files (`pss compare`) found in RUN_DIR/comparisons/: file stem -> tidy table
@@ -404,6 +406,7 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
             front = _read_json(front_file, "pss-front")
             data.front, data.references = _front_frames(front, constraint)
             data.front_epoch = int(front["epoch"])
+            data.front_constraint = str(front.get("constraint", constraint))
         except ValueError as exc:
             problems.append(f"ignored calibration/front.json: {exc}; re-run `pss calibrate {path}`")
         except (KeyError, TypeError, IndexError) as exc:
