@@ -129,6 +129,46 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    lut = sub.add_parser(
+        "lut",
+        help="build or check a latency lookup table (PSS-Net Sec. 4.2)",
+        description="Latency lookup tables: the latency of a subnet is predicted as the sum of the measured latencies "
+        "of its blocks (plus a constant overhead). Train with them via --set constraint=latency --set latency_lut=FILE.",
+    )
+    lsub = lut.add_subparsers(dest="lut_command", metavar="ACTION", parser_class=_Parser)
+    lb = lsub.add_parser(
+        "build",
+        help="time every block variant of a model's structure space and write a LUT (JSON)",
+        description="Time each block variant reachable in the structure space (warm-up, repeats, several passes, "
+        "the minimum by default) on this machine and write a LUT. The model and space come from a preset, a config "
+        "file or a run directory.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  pss lut build cifar10-mbv1 --out luts/mbv1-cpu-b1.json\n"
+        "  pss lut build cifar10-mbv1 --out luts/mbv1-cpu-b32.json --batch-size 32\n"
+        "  pss lut build runs/r20 --device cuda --out luts/r20-gpu.json",
+    )
+    lb.add_argument("source", metavar="PRESET_CONFIG_OR_RUN", help="a preset, a .yaml/.json config or a run directory")
+    lb.add_argument("--out", required=True, metavar="FILE", help="LUT file to write (.json)")
+    lb.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    lb.add_argument("--batch-size", type=int, default=1, metavar="N", help="batch size to time at (default 1)")
+    lb.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="override a config key (model, width_mult, ...)")
+    lb.add_argument("--warmup", type=int, metavar="N", help="untimed calls before timing (default 10)")
+    lb.add_argument("--repeats", type=int, metavar="N", help="timed calls per variant and pass (default 30)")
+    lb.add_argument("--threads", type=int, metavar="N", help="torch threads while timing (default 1)")
+    lb.add_argument("--quiet", action="store_true", help="no progress bar")
+    lc = lsub.add_parser(
+        "check",
+        help="time random subnets end to end and compare with the LUT's predictions (Fig. 3)",
+        description="Time N random structures of the LUT's space end to end with the LUT's own protocol and report "
+        "RMSE and relative error of predicted vs measured latency; --html writes the Fig. 3-like scatter.",
+    )
+    lc.add_argument("lut", metavar="LUT_FILE")
+    lc.add_argument("-n", type=int, default=200, metavar="N", help="structures to time (default 200)")
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--html", metavar="FILE", help="write the predicted-vs-measured figure (plotly HTML)")
+    lc.add_argument("--json", metavar="FILE", help="write every predicted/measured pair as JSON")
+    lc.add_argument("--quiet", action="store_true", help="no progress bar")
+
     m = sub.add_parser(
         "compare",
         help="compare calibrated runs (PSS vs baselines) at the same budgets",
@@ -162,6 +202,98 @@ def _cmd_search(args) -> int:
         device=args.device, seed=args.seed, progress=not args.quiet, **extra, **knobs,
     )
     print(format_front(front))
+    return 0
+
+
+#: classes and channels of the built-in datasets, for building a LUT without loading data
+_DATASET_SHAPES = {"cifar10": (10, 3), "cifar100": (100, 3), "fashion-mnist": (10, 1), "npz": (10, 3), "synthetic": (10, 3)}
+
+
+def _tqdm_progress(enabled: bool, desc: str):
+    """A (done, total, what) callback drawing one tqdm bar, and a closer."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = {}
+
+    def report(done: int, total: int, what: str) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=desc, dynamic_ncols=True)
+        b = bar["bar"]
+        b.total = total
+        b.n = done
+        b.set_postfix_str(str(what)[:40], refresh=False)
+        b.refresh()
+
+    return report, lambda: bar.get("bar") and bar["bar"].close()
+
+
+def _cmd_lut(args) -> int:
+    if args.lut_command is None:
+        raise PssError("say what to do: `pss lut build ...` or `pss lut check ...` (see `pss lut --help`)")
+    from . import latency
+
+    if args.lut_command == "build":
+        from pathlib import Path
+
+        from .config import TrainConfig, load_config, parse_set_options
+        from .runs import RunDir
+
+        overrides = parse_set_options(args.set)
+        source = RunDir(args.source)
+        if source.is_run():
+            run_json = source.read_run()
+            cfg = TrainConfig.from_mapping(run_json["config"], "run.json").update(overrides, "--set")
+            classes, channels = int(run_json["dataset"]["num_classes"]), int(run_json["dataset"]["in_channels"])
+        else:
+            cfg = load_config(args.source, overrides)
+            if cfg.dataset not in _DATASET_SHAPES:
+                raise PssError(f"cannot tell the classes of dataset {cfg.dataset!r} without loading it; build the LUT from a run directory instead")
+            classes, channels = _DATASET_SHAPES[cfg.dataset]
+        out = Path(args.out).expanduser()
+        if out.is_dir():
+            raise PssError(f"--out {out} is a directory; give a file name such as {out / 'lut.json'}")
+        knobs = {k: v for k, v in (("warmup", args.warmup), ("repeats", args.repeats), ("threads", args.threads)) if v is not None}
+        report, close = _tqdm_progress(not args.quiet, "timing blocks")
+        try:
+            table = latency.build_lut_from_config(cfg, classes, channels, device=args.device, batch_size=args.batch_size, progress=report, **knobs)
+        finally:
+            close()
+        latency.write_lut(out, table)
+        print(f"latency LUT written to {out}; train with: --set constraint=latency --set latency_lut={out}")
+        return 0
+
+    from pathlib import Path
+
+    from .models import build_spec
+    from .space import StructureSpace
+
+    table = latency.load_lut(args.lut)
+    data = table.data
+    spec = build_spec(**{k: v for k, v in data["model"].items() if k != "family"})
+    sp = data["space"]
+    space = StructureSpace(spec.dim_names, spec.dim_max, sp["resolutions"], lower_bound=sp["lower_bound"], divisor=sp["divisor"])
+    table.check_matches(spec, space)
+    report, close = _tqdm_progress(not args.quiet, "timing subnets")
+    try:
+        result = latency.check_lut(table, spec, space, n=args.n, seed=args.seed, progress=report)
+    finally:
+        close()
+    print(result.summary())
+    if args.json:
+        from .runs import atomic_write_json
+
+        atomic_write_json(Path(args.json).expanduser(), result.to_json())
+    if args.html:
+        try:
+            from pssviz.latency import lut_check_figure
+        except ImportError:
+            raise PssError("--html needs plotly (pip install plotly)") from None
+        path = Path(args.html).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lut_check_figure(result).write_html(str(path), include_plotlyjs=True)
+        print(f"figure written to {path}")
     return 0
 
 
@@ -252,7 +384,7 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

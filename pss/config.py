@@ -34,11 +34,13 @@ class TrainConfig:
     resolution_step: int = 4
     # --- budgets Theta (Eq. 1-2) ---
     constraint: str = "macs"
+    latency_lut: str | None = None  # LUT JSON from `pss lut build`; needed by constraint=latency (ms budgets)
     budget_count: int | None = 8
     budget_step: float | None = None
     tolerance: float | None = None
     # --- prioritized subnet sampling (Alg. 3, Eq. 3-6) ---
-    strategy: str = "pss"
+    strategy: str = "pss"  # pss | uniform (US-Net) | mutual (MutualNet) | random (BigNAS/OFA) | pse (PSE-Net); see pss.strategies
+    num_subnets: int = 4  # n subnets per batch incl. max (and min for the sandwich strategies); ignored by pss (always 3)
     pool_size: int = 50
     p_end: float = 0.01
     eta_end: float = 0.01
@@ -118,8 +120,10 @@ class TrainConfig:
             (self.max_trials >= 1, "max_trials must be at least 1"),
             (self.calib_top_k >= 1, "calib_top_k must be at least 1"),
             (self.calib_images >= 1, "calib_images must be at least 1"),
-            (self.constraint in ("macs", "params"), "constraint must be 'macs' or 'params'"),
-            (self.strategy == "pss", "strategy must be 'pss' (other strategies are not available yet)"),
+            (self.constraint in ("macs", "params", "latency"), "constraint must be 'macs', 'params' or 'latency'"),
+            (self.constraint != "latency" or bool(self.latency_lut), "constraint 'latency' needs latency_lut, a LUT JSON from `pss lut build` (--set latency_lut=PATH)"),
+            (self.strategy in ("pss", "uniform", "mutual", "random", "pse"), "strategy must be one of pss, uniform, mutual, random, pse"),
+            (self.num_subnets >= 2, "num_subnets must be at least 2 (the max subnet and one more)"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda[:N]"),
             ((self.budget_count is None) != (self.budget_step is None), "set exactly one of budget_count and budget_step (set the other to null)"),
         ]

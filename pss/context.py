@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -15,6 +16,34 @@ from .space import StructureSpace, resolution_range
 from .spec import NetSpec
 
 
+RUN_LUT_FILE = "latency_lut.json"
+"""Where a run directory may keep its own copy of the latency LUT (looked up when config.latency_lut is not found)."""
+
+
+def spec_and_space(cfg: TrainConfig, num_classes: int, in_channels: int) -> tuple[NetSpec, StructureSpace]:
+    """The block spec and structure space S a config describes (no costs, no budgets)."""
+    spec = build_spec(cfg.model, num_classes=num_classes, in_channels=in_channels, width_mult=cfg.width_mult, stem=cfg.stem)
+    space = StructureSpace(
+        spec.dim_names,
+        spec.dim_max,
+        resolution_range(cfg.resolution_min, cfg.resolution_max, cfg.resolution_step),
+        lower_bound=cfg.lower_bound,
+        divisor=cfg.divisor,
+    )
+    return spec, space
+
+
+def resolve_lut_path(path: str, run_dir: str | Path | None = None) -> Path:
+    """config.latency_lut as given (``~`` expanded); else, for a run, RUN_DIR/<path> or RUN_DIR/latency_lut.json."""
+    given = Path(path).expanduser()
+    if given.is_file() or run_dir is None:
+        return given
+    for candidate in (Path(run_dir) / path, Path(run_dir) / RUN_LUT_FILE):
+        if candidate.is_file():
+            return candidate
+    return given
+
+
 @dataclass
 class SupernetContext:
     spec: NetSpec
@@ -23,16 +52,24 @@ class SupernetContext:
     budgets: list[Budget]
 
     @classmethod
-    def build(cls, cfg: TrainConfig, num_classes: int, in_channels: int) -> "SupernetContext":
-        spec = build_spec(cfg.model, num_classes=num_classes, in_channels=in_channels, width_mult=cfg.width_mult, stem=cfg.stem)
-        space = StructureSpace(
-            spec.dim_names,
-            spec.dim_max,
-            resolution_range(cfg.resolution_min, cfg.resolution_max, cfg.resolution_step),
-            lower_bound=cfg.lower_bound,
-            divisor=cfg.divisor,
-        )
-        costs = CostModel(spec, space)
+    def build(cls, cfg: TrainConfig, num_classes: int, in_channels: int, run_dir: str | Path | None = None) -> "SupernetContext":
+        """Spec, S, C(.) and Theta of a config.
+
+        With ``latency_lut`` set (required for ``constraint: latency``) the LUT
+        is loaded, checked against the spec and S (one-line PssError when it
+        was built for another model or space) and attached to the cost model,
+        so every cost dict also carries the predicted latency in ms.
+        """
+        spec, space = spec_and_space(cfg, num_classes, in_channels)
+        latency = None
+        lut_path = getattr(cfg, "latency_lut", None)
+        if lut_path:
+            from .latency import load_lut
+
+            latency = load_lut(resolve_lut_path(lut_path, run_dir), spec, space)
+        elif cfg.constraint == "latency":
+            raise PssError("bad config: constraint 'latency' needs latency_lut (a LUT JSON from `pss lut build`)")
+        costs = CostModel(spec, space, latency=latency)
         c_min = costs.cost(cfg.constraint, space.min_structure)
         c_max = costs.cost(cfg.constraint, space.max_structure)
         budgets = make_budgets(cfg.constraint, c_min, c_max, step=cfg.budget_step, count=cfg.budget_count, tolerance=cfg.tolerance)
@@ -48,11 +85,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def context_from_run(run_json: dict) -> tuple[TrainConfig, SupernetContext]:
-    """Rebuild the config and context a run was trained with, from its run.json."""
+def context_from_run(run_json: dict, run_dir: str | Path | None = None) -> tuple[TrainConfig, SupernetContext]:
+    """Rebuild the config and context a run was trained with, from its run.json.
+
+    ``run_dir`` lets a latency run find its LUT inside the run directory when
+    config.latency_lut (a path as given at training time) is not found.
+    """
     cfg = TrainConfig.from_mapping(run_json["config"], "run.json")
     ds = run_json["dataset"]
-    return cfg, SupernetContext.build(cfg, int(ds["num_classes"]), int(ds["in_channels"]))
+    return cfg, SupernetContext.build(cfg, int(ds["num_classes"]), int(ds["in_channels"]), run_dir=run_dir)
 
 
 def load_trained_supernet(run, device: torch.device | str = "cpu"):
@@ -63,7 +104,7 @@ def load_trained_supernet(run, device: torch.device | str = "cpu"):
     from .runs import check_checkpoint_version, load_tensors
     from .supernet import Supernet
 
-    cfg, ctx = context_from_run(run.read_run())
+    cfg, ctx = context_from_run(run.read_run(), run.path)
     if not run.checkpoint.is_file():
         if run.snapshot_paths():
             raise PssError(

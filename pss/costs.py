@@ -10,6 +10,12 @@ handles off: every convolution and the classifier's matrix multiply. BN,
 activations, pooling and residual additions cost no multiply-adds here.
 Parameters count conv weights, BN affine weights and biases, and the
 classifier (running statistics are buffers, not parameters).
+
+Latency (milliseconds, PSS-Net Sec. 4.2) is not analytic: it is predicted
+from a measured lookup table (:mod:`pss.latency`). A cost model built with
+``latency=LatencyTable`` also answers cost kind ``"latency"`` and adds a
+``"latency"`` entry to :meth:`CostModel.costs`; without a table that kind is
+rejected.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from .space import Structure, StructureSpace
 from .spec import IMAGE, ConvSpec, MaxPoolSpec, NetSpec
 
 COST_KINDS = ("macs", "params")
+"""The analytic cost kinds, always available."""
+LATENCY = "latency"
+"""The measured cost kind: needs a latency lookup table (pss.latency)."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -40,11 +49,12 @@ class _Conv:
 class CostModel:
     """C(N_phi) for the structures of one (spec, space) pair."""
 
-    def __init__(self, spec: NetSpec, space: StructureSpace) -> None:
+    def __init__(self, spec: NetSpec, space: StructureSpace, latency=None) -> None:
         if len(space) != len(spec.dim_names):
             raise ValueError("space and spec disagree on the number of dimensions")
         self.spec = spec
         self.space = space
+        self.latency = latency  # a pss.latency.LatencyTable, or None
         self._res_index = {r: i for i, r in enumerate(space.resolutions)}
         sizes = np.asarray(space.resolutions, dtype=np.int64)
         convs: list[_Conv] = []
@@ -95,12 +105,33 @@ class CostModel:
         total += head * self.spec.num_classes + self.spec.num_classes
         return total
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Cost kinds this model answers: macs, params, and latency when a table is attached."""
+        return COST_KINDS + ((LATENCY,) if self.latency is not None else ())
+
+    def _unknown(self, kind: str) -> ValueError:
+        if kind == LATENCY:
+            return ValueError(
+                "unknown cost kind 'latency' for a cost model without a latency lookup table; "
+                "build one with `pss lut build` and set config latency_lut"
+            )
+        return ValueError(f"unknown cost kind {kind!r}; choose one of {self.kinds}")
+
+    def latency_array(self, widths: np.ndarray, resolutions: np.ndarray) -> np.ndarray:
+        """Predicted latencies (ms) of n structures from the attached lookup table."""
+        if self.latency is None:
+            raise self._unknown(LATENCY)
+        return self.latency.latency_array(widths, resolutions)
+
     def cost_array(self, kind: str, widths: np.ndarray, resolutions: np.ndarray) -> np.ndarray:
         if kind == "macs":
             return self.macs_array(widths, resolutions)
         if kind == "params":
             return self.params_array(widths, resolutions)
-        raise ValueError(f"unknown cost kind {kind!r}; choose one of {COST_KINDS}")
+        if kind == LATENCY and self.latency is not None:
+            return self.latency_array(widths, resolutions)
+        raise self._unknown(kind)
 
     # ---------------------------------------------------------------- one structure
     def macs(self, s: Structure) -> int:
@@ -121,13 +152,29 @@ class CostModel:
             total += (c.k2 * cout if c.depthwise else c.k2 * (cin_img if c.cin == IMAGE else w[c.cin]) * cout) + 2 * cout
         return total + (w[self.spec.head_in] + 1) * self.spec.num_classes
 
+    def latency_ms(self, s: Structure) -> float:
+        """Predicted latency (ms) of one structure from the attached lookup table."""
+        if self.latency is None:
+            raise self._unknown(LATENCY)
+        return self.latency.predict(s)
+
     def cost(self, kind: str, s: Structure) -> float:
         if kind == "macs":
             return float(self.macs(s))
         if kind == "params":
             return float(self.params(s))
-        raise ValueError(f"unknown cost kind {kind!r}; choose one of {COST_KINDS}")
+        if kind == LATENCY and self.latency is not None:
+            return float(self.latency.predict(s))
+        raise self._unknown(kind)
 
     def costs(self, s: Structure) -> dict[str, float]:
-        """All cost kinds of one structure (what pools and snapshots record)."""
-        return {"macs": self.macs(s), "params": self.params(s)}
+        """All cost kinds of one structure (what pools and snapshots record).
+
+        ``latency`` (ms) is present only with a lookup table attached. It is not
+        rounded, so it equals :meth:`cost` and ``cost_array`` exactly (pool
+        membership checks compare it with the budget band).
+        """
+        out = {"macs": self.macs(s), "params": self.params(s)}
+        if self.latency is not None:
+            out[LATENCY] = float(self.latency.predict(s))
+        return out

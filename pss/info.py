@@ -18,10 +18,10 @@ def run_summary(run_dir) -> dict[str, Any]:
     pools = []
     for t, b in enumerate(meta["budgets"]):
         entry: dict[str, Any] = {"index": t, "budget": b}
-        if last is not None:
+        if last is not None and t < len(last["pools"]):  # strategies other than pss keep no pools
             p = last["pools"][t]
             entry.update(size=p["size"], capacity=p["capacity"], best_m=(p["entries"][0]["m"] if p["entries"] else None), p=p["p"], eta=p["eta"])
-        if front is not None and front["pools"][t]["best"] is not None:
+        if front is not None and t < len(front["pools"]) and front["pools"][t]["best"] is not None:
             best = front["pools"][t]["candidates"][front["pools"][t]["best"]]
             entry["calibrated"] = {"key": best["key"], "accuracy": best["accuracy"], "costs": best["costs"]}
         pools.append(entry)

@@ -19,7 +19,7 @@ from .errors import PssError
 from .space import Structure
 
 UNIT_SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-COST_UNITS = {"macs": "MACs", "params": "params"}
+COST_UNITS = {"macs": "MACs", "params": "params", "latency": "ms"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Budget:
 
     @property
     def label(self) -> str:
-        return f"{format_quantity(self.value)} {COST_UNITS.get(self.kind, self.kind)}"
+        return format_cost(self.value, self.kind)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "value": self.value, "tolerance": self.tolerance, "label": self.label}
@@ -88,11 +88,24 @@ def format_quantity(value: float) -> str:
     return f"{value:.4g}"
 
 
+def format_cost(value: float, kind: str) -> str:
+    """A cost with its unit: '5.352M MACs', '122.3K params', '3.21 ms' (latency is in milliseconds)."""
+    if kind == "latency":
+        return f"{value:.3g} ms" if abs(value) < 1000 else f"{value:.0f} ms"
+    return f"{format_quantity(value)} {COST_UNITS.get(kind, kind)}"
+
+
 def parse_quantity(text: str) -> float:
-    """'30M' -> 3e7, '1.2G' -> 1.2e9, '4500' -> 4500.0; one-line error otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)\s*\Z", str(text))
+    """'30M' -> 3e7, '1.2G' -> 1.2e9, '4500' -> 4500.0, '3.2ms' -> 3.2 (latency); one-line error otherwise."""
+    text = str(text)
+    ms = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*ms\s*\Z", text)
+    if ms:
+        return float(ms.group(1))
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)\s*\Z", text)
     if not m:
-        raise PssError(f"malformed budget {text!r}: write a number with an optional unit K, M, G or T, e.g. 30M or 1.2G")
+        raise PssError(
+            f"malformed budget {text!r}: write a number with an optional unit K, M, G or T, e.g. 30M or 1.2G (latency: 3.2ms)"
+        )
     return float(m.group(1)) * UNIT_SCALE[m.group(2).upper()]
 
 

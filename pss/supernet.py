@@ -63,6 +63,21 @@ class SlimBlock(_Block):
             out = out + x
         return self.act(out)
 
+    def forward_parallel(self, x: torch.Tensor, sizes: Sequence[int], chunk_widths: Sequence[Sequence[int]]) -> torch.Tensor:
+        """:meth:`forward` for chunk i of the batch with ``chunk_widths[i]``, all at full width.
+
+        Every conv output is masked per chunk, and both sides of a residual
+        addition use the same dimension, so sums and pools keep the zeros.
+        """
+        out = x
+        for layer, d in zip(self.body, self._douts):
+            out = layer(out) if d is None else layer.forward_parallel(out, sizes, [w[d] for w in chunk_widths])
+        if self.shortcut is not None:
+            out = out + self.shortcut.forward_parallel(x, sizes, [w[self._sc_dout] for w in chunk_widths])
+        elif self.identity:
+            out = out + x
+        return self.act(out)
+
 
 class Supernet(nn.Module):
     """The slimmable supernet N_{phi_max, W}; ``forward(x, structure)`` runs any subnet."""
@@ -88,6 +103,42 @@ class Supernet(nn.Module):
             x = block(x, widths)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
+
+    def forward_parallel(self, x: torch.Tensor, structures: Sequence[Structure], sizes: Sequence[int] | None = None) -> torch.Tensor:
+        """PSE-Net parallel subnets (Sec. 3.2, Eq. 8-14): chunk i of ``x`` through ``structures[i]``.
+
+        The batch is split along its first dimension into ``len(structures)``
+        chunks (``sizes``, default :func:`chunk_sizes`), and the max network
+        runs once on all of it; after every conv + BN + activation, each
+        chunk's channels beyond its structure's width are zeroed (Eq. 13-14)
+        and each chunk's BN uses its own batch statistics. Row block i of the
+        result therefore equals ``self(x_i, structures[i])`` in training mode,
+        and its gradients equal that forward's. BN running statistics are not
+        updated. All structures must share one resolution (one forward has one
+        input size).
+        """
+        if not structures:
+            raise ValueError("forward_parallel needs at least one structure")
+        resolutions = {s.resolution for s in structures}
+        if len(resolutions) != 1:
+            raise ValueError(f"parallel subnets share one input resolution, got {sorted(resolutions)}")
+        sizes = list(chunk_sizes(x.shape[0], len(structures)) if sizes is None else sizes)
+        if len(sizes) != len(structures) or sum(sizes) != x.shape[0] or min(sizes) < 1:
+            raise ValueError(f"chunk sizes {sizes} do not split a batch of {x.shape[0]} into {len(structures)} chunks")
+        x = resize_batch(x, structures[0].resolution)
+        widths = [s.widths for s in structures]
+        for block in self.blocks:
+            x = block.forward_parallel(x, sizes, widths)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(self.dropout(x))
+
+
+def chunk_sizes(batch: int, n: int) -> list[int]:
+    """Eq. 8: split a batch of ``batch`` rows into ``n`` chunks, the first ``batch % n`` one row larger."""
+    if n < 1 or batch < n:
+        raise ValueError(f"cannot split a batch of {batch} into {n} non-empty chunks")
+    base, extra = divmod(batch, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
 
 
 class DenseNet(nn.Module):

@@ -1,16 +1,27 @@
-"""PSS-Net training (Alg. 1 and 2) with per-epoch snapshots and checkpoints.
+"""Supernet training (PSS-Net Alg. 1-2 and the baselines) with per-epoch snapshots and checkpoints.
 
-Per batch (Alg. 2, sandwich rule + inplace distillation):
+``config.strategy`` picks which subnets a batch trains (:mod:`pss.strategies`):
+``pss`` (the default: Alg. 1-3), ``uniform`` (US-Net), ``mutual``
+(MutualNet), ``random`` (BigNAS/OFA) or ``pse`` (PSE-Net parallel subnets).
+
+Serial strategies run Alg. 2 (sandwich rule + inplace distillation) per batch:
 
 1. the max subnet with cross-entropy on the labels;
-2. one medium subnet chosen by prioritized sampling (Alg. 3) for a budget
-   drawn uniformly from Theta, trained by KL to the detached max output; its
-   metric m = -CE(its logits, labels) comes from that same forward;
-3. the min subnet, also by KL;
+2. every other subnet of the plan by KL to the detached max output (for
+   ``pss``: one medium chosen by prioritized sampling, Alg. 3, for a budget
+   drawn uniformly from Theta, then the min subnet);
 
-then one optimizer step, and the pool of the drawn budget is updated
-(Alg. 3 lines 8-17). Each backward runs right after its forward, so only one
-subnet's activations are alive at a time.
+then one optimizer step. Each backward runs right after its forward, so only
+one subnet's activations are alive at a time. The parallel strategy (``pse``)
+runs one forward/backward of the max network whose batch chunks belong to
+different subnets (:meth:`pss.supernet.Supernet.forward_parallel`), each chunk
+trained by cross-entropy on its labels.
+
+Every subnet's cross-entropy on its images comes from its training forward:
+for ``pss`` the medium's m = -CE updates its pool (Alg. 3 lines 8-17), and for
+every strategy each non-max subnet's CE, with the max subnet's CE of the same
+step, is logged in the snapshot's ``samples`` (the training-loss prior of
+PSE-Net Eq. 17-19).
 """
 
 from __future__ import annotations
@@ -37,18 +48,18 @@ from .config import TrainConfig
 from .context import SupernetContext, resolve_device
 from .data import DataBundle, DataConfig, load_data
 from .errors import PssError
-from .pools import SubnetPool, pools_from_budgets
+from .pools import SubnetPool
 from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, check_checkpoint_version, load_tensors, utc_timestamp
 from .sampling import (
     StructureDistributionSampler,
     pool_temperature,
     prioritized_probs,
-    prioritized_sample,
     space_sampling_probability,
     training_progress,
 )
 from .space import Structure
-from .supernet import Supernet
+from .strategies import Strategy, Subnet, make_strategy
+from .supernet import Supernet, chunk_sizes
 
 
 def data_config(cfg: TrainConfig) -> DataConfig:
@@ -84,18 +95,94 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor)
 
 @dataclass
 class StepResult:
-    loss_max: float
-    loss_medium: float
-    loss_min: float
-    metric: float
-    pool_index: int
-    source: str
-    trials: int
-    medium: Structure
+    """What one training step did: the subnets (max first) and, per subnet, its losses."""
+
+    subnets: list[Subnet]
+    losses: list[float]  # the loss each subnet was trained with (CE for max; KL, or CE for pse)
+    ce: list[float]  # cross-entropy on the labels of the images it saw
+
+    def _mean(self, role: str) -> float | None:
+        values = [v for s, v in zip(self.subnets, self.losses) if s.role == role]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def loss_max(self) -> float:
+        return self.losses[0]
+
+    @property
+    def loss_medium(self) -> float | None:
+        """Mean training loss over the medium subnets (None when there were none)."""
+        return self._mean("medium")
+
+    @property
+    def loss_min(self) -> float | None:
+        return self._mean("min")
+
+    @property
+    def _first_medium(self) -> int | None:
+        return next((i for i, s in enumerate(self.subnets) if s.role == "medium"), None)
+
+    @property
+    def medium(self) -> Structure | None:
+        i = self._first_medium
+        return None if i is None else self.subnets[i].structure
+
+    @property
+    def metric(self) -> float | None:
+        """PSS-Net's m = -batch_loss of the (first) medium subnet."""
+        i = self._first_medium
+        return None if i is None else -self.ce[i]
+
+    @property
+    def pool_index(self) -> int | None:
+        i = self._first_medium
+        return None if i is None else self.subnets[i].pool
+
+    @property
+    def source(self) -> str | None:
+        i = self._first_medium
+        return None if i is None else self.subnets[i].source
+
+
+class SampleLog:
+    """The epoch's trained non-max subnets and their losses, columnar (snapshot field ``samples``).
+
+    One row per (step, subnet): the 1-based optimizer step, the index of the
+    subnet's structure key in ``keys``, its cross-entropy on the images it
+    trained on, and the max subnet's cross-entropy at that step (PSE-Net Eq.
+    17-19 rescale a loss by the max subnet's).
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self.step: list[int] = []
+        self.key: list[int] = []
+        self.loss: list[float] = []
+        self.max_loss: list[float] = []
+
+    def add(self, step: int, result: StepResult) -> None:
+        for s, ce in zip(result.subnets, result.ce):
+            if s.role == "max":
+                continue
+            k = s.structure.key
+            if k not in self._index:
+                self._index[k] = len(self.keys)
+                self.keys.append(k)
+            self.step.append(int(step))
+            self.key.append(self._index[k])
+            self.loss.append(float(ce))
+            self.max_loss.append(float(result.ce[0]))
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def to_json(self) -> dict[str, list]:
+        return {"keys": list(self.keys), "step": list(self.step), "key": list(self.key), "loss": list(self.loss), "max_loss": list(self.max_loss)}
 
 
 class PssTrainer:
-    """Trains one supernet and writes its run directory."""
+    """Trains one supernet with ``cfg.strategy`` and writes its run directory."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: DataBundle, resume: bool = False) -> None:
         self.cfg = cfg
@@ -134,16 +221,37 @@ class PssTrainer:
                 f"no structure in S meets budget(s) {', '.join(empty)}; use fewer budgets (budget_count) "
                 "or a wider tolerance, or a larger structure_set_size"
             )
-        self.pools: list[SubnetPool] = pools_from_budgets(self.budgets, cfg.pool_size)
+        self.strategy: Strategy = make_strategy(
+            cfg.strategy,
+            self.space,
+            cfg.num_subnets,
+            sampler=self.sampler,
+            costs=self.costs.costs,
+            pool_size=cfg.pool_size,
+            p_end=cfg.p_end,
+            eta_end=cfg.eta_end,
+            metric_lambda=cfg.metric_lambda,
+        )
+        self.samples = SampleLog()
         self.batches_per_epoch = data.len_train_batches(cfg.batch_size)
         if self.batches_per_epoch < 1:
             raise PssError(f"batch_size {cfg.batch_size} exceeds the {data.num_train} training images; lower batch_size")
         self.total_steps = self.batches_per_epoch * cfg.epochs
         self.warmup_steps = int(round(cfg.warmup_epochs * self.batches_per_epoch))
+        if self.strategy.parallel and cfg.batch_size < 2 * cfg.num_subnets:
+            raise PssError(
+                f"strategy {cfg.strategy} splits each batch into num_subnets={cfg.num_subnets} chunks of at least 2 images; "
+                f"raise batch_size (now {cfg.batch_size}) to at least {2 * cfg.num_subnets}"
+            )
         self.step = 0
         self.start_epoch = 0
         if resume:
             self._load_checkpoint()
+
+    @property
+    def pools(self) -> list[SubnetPool]:
+        """Pi: the subnet pools (empty unless the strategy is pss)."""
+        return self.strategy.pools
 
     # ------------------------------------------------------------------ run files
     def write_run_file(self) -> None:
@@ -179,36 +287,20 @@ class PssTrainer:
         self.scaler.scale(loss).backward()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> StepResult:
-        """Alg. 1 lines 4-8 and Alg. 2 for one batch."""
+        """One batch: the strategy's subnets (Alg. 1 lines 4-8 and Alg. 2 for pss), then one optimizer step."""
         cfg = self.cfg
         for g in self.optimizer.param_groups:
             g["lr"] = cosine_lr(self.step, self.total_steps, self.warmup_steps, cfg.lr)
         self.optimizer.zero_grad(set_to_none=True)
 
-        with self._autocast():
-            out_max = self.model(x, self.max_structure)
-            loss_max = F.cross_entropy(out_max.float(), y)
-        self._backward(loss_max)
-        teacher = F.softmax(out_max.detach().float(), dim=1)
-        del out_max
-
-        t = int(self.rng.integers(len(self.pools)))
-        pool = self.pools[t]
-        medium, source, trials = prioritized_sample(pool, self.sampler, t, progress, cfg.p_end, cfg.eta_end, self.rng)
-        with self._autocast():
-            out_mid = self.model(x, medium)
-            loss_mid = distillation_loss(out_mid, teacher)
-        metric = -F.cross_entropy(out_mid.detach().float(), y).item()  # m = -batch_loss, same forward
-        self._backward(loss_mid)
-        del out_mid
-
-        with self._autocast():
-            out_min = self.model(x, self.min_structure)
-            loss_min = distillation_loss(out_min, teacher)
-        self._backward(loss_min)
-        del out_min
-
-        if not all(math.isfinite(v) for v in (loss_max.item(), loss_mid.item(), loss_min.item(), metric)):
+        subnets = self.strategy.plan(self.rng, progress)
+        if self.strategy.parallel:
+            losses, ces = self._parallel_forward_backward(x, y, subnets)
+        else:
+            losses, ces = self._serial_forward_backward(x, y, subnets)
+        values = torch.stack([*losses, *ces]).tolist()  # one device sync
+        result = StepResult(subnets, values[: len(subnets)], values[len(subnets):])
+        if not all(math.isfinite(v) for v in values):
             raise PssError(
                 f"training diverged at step {self.step} (a loss is not finite); lower lr (now {cfg.lr}) "
                 "and start over with --force, or --resume from the last good epoch"
@@ -216,15 +308,39 @@ class PssTrainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
+        self.strategy.observe(subnets, result.ce)
+        self.samples.add(self.step, result)
+        return result
 
-        counters = pool.counters
-        if source == "space":
-            counters.from_space += 1
-            counters.trials.append(trials)
-        else:
-            counters.from_pool += 1
-        pool.record(medium, metric, self.costs.costs(medium), cfg.metric_lambda)
-        return StepResult(loss_max.item(), loss_mid.item(), loss_min.item(), metric, t, source, trials, medium)
+    def _serial_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
+        """Alg. 2: one forward/backward per subnet on the whole batch; max first, by CE, the rest by KL (or CE)."""
+        losses, ces = [], []
+        teacher = None
+        for s in subnets:
+            with self._autocast():
+                out = self.model(x, s.structure)
+                if s.role == "max" or not self.strategy.distill:
+                    loss = ce = F.cross_entropy(out.float(), y)
+                else:
+                    loss = distillation_loss(out, teacher)
+                    ce = F.cross_entropy(out.detach().float(), y)  # m = -batch_loss, same forward
+            self._backward(loss)
+            if s.role == "max" and self.strategy.distill:
+                teacher = F.softmax(out.detach().float(), dim=1)
+            losses.append(loss.detach())
+            ces.append(ce.detach())
+            del out, loss
+        return losses, ces
+
+    def _parallel_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
+        """PSE-Net: one forward/backward of the max network, batch chunk i trained by subnet i (CE each)."""
+        sizes = chunk_sizes(x.shape[0], len(subnets))
+        with self._autocast():
+            out = self.model.forward_parallel(x, [s.structure for s in subnets], sizes)
+            ces = [F.cross_entropy(o.float(), t) for o, t in zip(out.split(sizes), y.split(sizes))]
+        self._backward(torch.stack(ces).sum())
+        ces = [c.detach() for c in ces]
+        return ces, ces
 
     # ------------------------------------------------------------------ epochs
     def fit(self) -> None:
@@ -244,8 +360,10 @@ class PssTrainer:
         self.model.train()
         for pool in self.pools:
             pool.counters = type(pool.counters)()
+        self.samples = SampleLog()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         sums = {"max": 0.0, "medium": 0.0, "min": 0.0}
+        counts = dict.fromkeys(sums, 0)
         n = 0
         t0 = time.perf_counter()
         bar = _progress(self.batches_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
@@ -254,19 +372,23 @@ class PssTrainer:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             r = self.train_step(x, y, progress)
-            sums["max"] += r.loss_max
-            sums["medium"] += r.loss_medium
-            sums["min"] += r.loss_min
+            for name, value in (("max", r.loss_max), ("medium", r.loss_medium), ("min", r.loss_min)):
+                if value is not None:
+                    sums[name] += value
+                    counts[name] += 1
             n += 1
             if bar is not None:
                 full = sum(p.is_full for p in self.pools)
-                bar.set_postfix_str(f"loss {r.loss_max:.3f} pools full {full}/{len(self.pools)}", refresh=False)
+                pools = f" pools full {full}/{len(self.pools)}" if self.pools else ""
+                bar.set_postfix_str(f"loss {r.loss_max:.3f}{pools}", refresh=False)
                 bar.update(1)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
         return {
-            "losses": {k: v / max(1, n) for k, v in sums.items()},
+            # medium/min are null for a strategy that trains none (pse has no min; n = 2 has no medium)
+            "losses": {k: (v / counts[k] if counts[k] else None) for k, v in sums.items()},
+            "samples": self.samples.to_json(),
             "seconds": seconds,
             "images_per_second": n * cfg.batch_size / max(seconds, 1e-9),
             "progress_end": training_progress(epoch + 1, 0, self.batches_per_epoch, cfg.epochs),
@@ -329,6 +451,7 @@ class PssTrainer:
                 "images_per_second": stats["images_per_second"],
                 "sampler_fallbacks": self.sampler.fallbacks,
                 "pools": [self.pool_snapshot(t, p, progress) for t, p in enumerate(self.pools)],
+                **({"samples": stats["samples"]} if "samples" in stats else {}),
             },
         )
 
@@ -336,10 +459,11 @@ class PssTrainer:
         if not self.cfg.progress:
             return
         full = sum(p.is_full for p in self.pools)
+        pools = f"pools full {full}/{len(self.pools)} " if self.pools else ""
         print(
-            f"epoch {epoch}/{self.cfg.epochs}: loss max {stats['losses']['max']:.3f} "
+            f"epoch {epoch}/{self.cfg.epochs} ({self.cfg.strategy}): loss max {stats['losses']['max']:.3f} "
             f"val acc max {stats['val_acc']['max']:.3f} min {stats['val_acc']['min']:.3f} "
-            f"pools full {full}/{len(self.pools)} ({stats['images_per_second']:.0f} img/s)",
+            f"{pools}({stats['images_per_second']:.0f} img/s)",
             file=sys.stderr,
         )
 
@@ -351,6 +475,7 @@ class PssTrainer:
             "schema_version": SCHEMA_VERSION,
             "epoch": epoch,
             "step": self.step,
+            "strategy": self.cfg.strategy,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -374,10 +499,13 @@ class PssTrainer:
                 f"the checkpoint of {self.run.path} was packed with `pss pack` ({state['packed']} weights, no optimizer state) "
                 "and cannot be resumed; view, calibrate or export it, or train a new run"
             )
+        strategy = state.get("strategy", "pss")
+        if strategy != self.cfg.strategy:
+            raise PssError(f"the checkpoint of {self.run.path} was trained with strategy {strategy!r}, its config says {self.cfg.strategy!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.pools = [SubnetPool.from_json(p) for p in json.loads(state["pools"])]
+        self.strategy.pools = [SubnetPool.from_json(p) for p in json.loads(state["pools"])]
         self.sampler.fallbacks = int(state.get("sampler_fallbacks", 0))
         self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
