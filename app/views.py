@@ -12,7 +12,7 @@ from pssviz.load import RunData
 from texts import CHARTS, INTRO
 
 PLOT_CONFIG = {"displaylogo": False}
-COST_LABELS = {"macs": "MACs", "params": "parameters"}
+COST_LABELS = {"macs": "MACs", "params": "parameters", "latency": "latency (ms)"}
 
 
 def _chart(fig, key: str, text: str | None = None) -> None:
@@ -35,6 +35,28 @@ def _no_epochs(data: RunData) -> bool:
     st.info(
         f"No epoch of **{data.name}** has finished yet. This page fills in as `pss train` writes "
         f"`snapshots/epoch_NNNN.json` (the view refreshes by itself while *Follow training* is on)."
+    )
+    return True
+
+
+def _strategy(data: RunData) -> str:
+    return str(data.run.get("config", {}).get("strategy", "pss"))
+
+
+STRATEGY_NAMES = {
+    "uniform": "US-Net uniform-width sandwich", "mutual": "MutualNet (width and resolution)",
+    "random": "random structures from S (BigNAS/OFA style)", "pse": "PSE-Net parallel subnets",
+}
+
+
+def _no_pools(data: RunData, what: str) -> bool:
+    """Strategies other than PSS keep no pools: say so, and what the page shows instead."""
+    if len(data.pools) or _strategy(data) == "pss":
+        return False
+    st.info(
+        f"**{data.name}** was trained with strategy `{_strategy(data)}` ({STRATEGY_NAMES.get(_strategy(data), '')}), "
+        f"which keeps no subnet pools, so there is no {what} to show. {'Below: the subnets it trained.' if what == 'pool' else ''} "
+        "Its calibrated subnets per budget come from `pss search` (Front & Export)."
     )
     return True
 
@@ -71,6 +93,12 @@ def overview(data: RunData, others: list[RunData]) -> None:
 def pools(data: RunData, others: list[RunData]) -> None:
     if _no_epochs(data):
         return
+    if _no_pools(data, "pool"):
+        epoch = _epoch_slider(data, "pools_epoch")
+        _chart(figures.samples_figure(analysis.samples_at(data, epoch), data.budgets, epoch, _cost_label(data)), "samples",
+               "Every dot is a subnet φ the strategy trained in this epoch: its cost C(φ) against its mean training loss; "
+               "PSE-Net builds its search prior ĥ(A|ε) from exactly these losses (Eq. 17-20).")
+        return
     view = st.segmented_control(
         "View", ["At one epoch", "Over all epochs"], default="At one epoch", key="pools_view",
         help="One epoch: every entry, Alg. 3's counters and the pool table. All epochs: how each pool evolved.",
@@ -105,7 +133,7 @@ def pools(data: RunData, others: list[RunData]) -> None:
 
 # ---------------------------------------------------------------------------- Sampling
 def sampling(data: RunData, others: list[RunData]) -> None:
-    if _no_epochs(data):
+    if _no_epochs(data) or _no_pools(data, "sampling probability p, η or q"):
         return
     log = st.toggle("Logarithmic y axis", value=False, key="prob_log")
     _chart(figures.sampling_probability_figure(data.pools, data.epochs, log=log), "probabilities", CHARTS["probabilities"])
@@ -123,6 +151,13 @@ def sampling(data: RunData, others: list[RunData]) -> None:
 # ---------------------------------------------------------------------------- Widths
 def widths(data: RunData, others: list[RunData]) -> None:
     if _no_epochs(data):
+        return
+    if _no_pools(data, "pool width profile"):
+        if data.front is not None and len(data.front):
+            best = data.front[data.front["is_best"]]
+            for _, row in best.iloc[[0, len(best) // 2, len(best) - 1]].drop_duplicates("key").iterrows():
+                _chart(figures.width_profile_figure(_profile_of(data, row)), f"profile_{row['pool']}")
+            st.caption(CHARTS["profiles"])
         return
     epoch = _epoch_slider(data, "widths_epoch")
     labels = list(data.budgets["label"])
@@ -262,16 +297,28 @@ def _calibrate_button(data: RunData, label: str) -> None:
         return
     if data.status == "training":
         st.caption("The run is still training; calibrate when it has finished (or now, for the current checkpoint).")
-    if st.button(label, key="calibrate", type="primary"):
-        from pss.calibration import calibrate_run
-
+    pools_kept = _strategy(data) == "pss"
+    if not pools_kept:
+        evaluations = st.number_input(
+            "Subnets to evaluate per budget (random search)", min_value=1, max_value=512, value=8, key="search_evaluations",
+            help="This strategy keeps no pools, so `pss search --method random` draws subnets of each budget from S, "
+            "calibrates and validates them; more finds better subnets and takes longer.",
+        )
+    if st.button(label if pools_kept else label.replace("Calibrate", "Search"), key="calibrate", type="primary"):
         bar = st.progress(0.0, text="Calibrating…")
 
         def report(done: int, total: int, message: str) -> None:
-            bar.progress(min(done / total, 1.0), text=f"Calibrated {done}/{total} subnets — {message}")
+            bar.progress(min(done / max(total, 1), 1.0), text=f"Calibrated {done}/{total} subnets — {message}")
 
         try:
-            calibrate_run(data.path, progress=False, on_progress=report)
+            if pools_kept:
+                from pss.calibration import calibrate_run
+
+                calibrate_run(data.path, progress=False, on_progress=report)
+            else:
+                from pss.search import search_run
+
+                search_run(data.path, method="random", evaluations_per_budget=int(evaluations), progress=False, on_progress=report)
         except Exception as exc:  # a user-facing one-liner, never a traceback
             st.error(f"Calibration failed: {state.describe_error(exc)}")
             return

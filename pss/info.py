@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pools import format_quantity
+from .pools import format_cost, format_quantity
 from .runs import open_run
+
+
+def _same_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.get("kind") == b.get("kind") and abs(float(a["value"]) - float(b["value"])) <= 1e-9 * max(1.0, abs(float(a["value"])))
+
+
+def _best(pool: dict[str, Any]) -> dict[str, Any] | None:
+    if pool.get("best") is None:
+        return None
+    c = pool["candidates"][pool["best"]]
+    return {"key": c["key"], "accuracy": c["accuracy"], "costs": c["costs"]}
 
 
 def run_summary(run_dir) -> dict[str, Any]:
@@ -21,10 +32,16 @@ def run_summary(run_dir) -> dict[str, Any]:
         if last is not None and t < len(last["pools"]):  # strategies other than pss keep no pools
             p = last["pools"][t]
             entry.update(size=p["size"], capacity=p["capacity"], best_m=(p["entries"][0]["m"] if p["entries"] else None), p=p["p"], eta=p["eta"])
-        if front is not None and t < len(front["pools"]) and front["pools"][t]["best"] is not None:
-            best = front["pools"][t]["candidates"][front["pools"][t]["best"]]
-            entry["calibrated"] = {"key": best["key"], "accuracy": best["accuracy"], "costs": best["costs"]}
+        # a front's pools are matched by budget, not index: `pss search --budgets` may use other ones
+        match = [fp for fp in (front or {}).get("pools", []) if _same_budget(fp["budget"], b)]
+        if match and _best(match[0]) is not None:
+            entry["calibrated"] = _best(match[0])
         pools.append(entry)
+    searched = [
+        {"budget": fp["budget"], "calibrated": _best(fp)}
+        for fp in (front or {}).get("pools", [])
+        if not any(_same_budget(fp["budget"], b) for b in meta["budgets"])
+    ]
     return {
         "run": str(run.path),
         "schema_version": meta["schema_version"],
@@ -39,7 +56,10 @@ def run_summary(run_dir) -> dict[str, Any]:
         "last": None if last is None else {"epoch": last["epoch"], "lr": last["lr"], "losses": last["losses"], "val_acc": last["val_acc"]},
         "reference_subnets": meta["reference_subnets"],
         "calibrated": front is not None,
+        "front_method": (front or {}).get("method", "calibrate") if front else None,
+        "strategy": cfg.get("strategy", "pss"),
         "pools": pools,
+        "other_budgets": searched,
     }
 
 
@@ -56,7 +76,9 @@ def format_summary(s: dict[str, Any]) -> str:
         acc = s["last"]["val_acc"]
         lines.append(f"last epoch val acc max {acc['max']:.4f}  min {acc['min']:.4f}; loss max {s['last']['losses']['max']:.4f}")
     ref = s["reference_subnets"]
-    lines.append(f"range      {format_quantity(ref['min']['costs'][unit])} .. {format_quantity(ref['max']['costs'][unit])} {unit}")
+    if s.get("strategy", "pss") != "pss":
+        lines.append(f"strategy   {s['strategy']} (no pools; `pss search` finds and calibrates subnets per budget)")
+    lines.append(f"range      {format_cost(ref['min']['costs'][unit], unit)} .. {format_cost(ref['max']['costs'][unit], unit)}")
     lines.append(f"{'pool':>4}  {'budget (' + unit + ')':>18}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {unit:>9}")
     for p in s["pools"]:
         b = p["budget"]
@@ -68,14 +90,22 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(
             f"{p['index']:>4}  {format_quantity(b['value']) + ' +/- ' + format_quantity(b['tolerance']):>18}  {size:>8}  {best_m:>8}  {acc:>14}  {cost:>9}"
         )
+    for p in s.get("other_budgets", []):
+        b, cal = p["budget"], p["calibrated"]
+        acc = f"{cal['accuracy']:.4f}" if cal else "-"
+        cost = format_quantity(cal["costs"][b["kind"]]) if cal and b["kind"] in cal["costs"] else "-"
+        lines.append(f"{'srch':>4}  {format_quantity(b['value']) + ' +/- ' + format_quantity(b['tolerance']):>18}  {'':>8}  {'':>8}  {acc:>14}  {cost:>9}")
     if not s["calibrated"]:
-        lines.append(f"not calibrated yet: pss calibrate {s['run']}")
+        lines.append(f"not calibrated yet: pss calibrate {s['run']}" + ("" if s.get("strategy", "pss") == "pss" else f" or pss search {s['run']}"))
+    elif s.get("front_method") not in (None, "calibrate"):
+        lines.append(f"front from `pss search --method {s['front_method']}`")
     return "\n".join(lines)
 
 
 def format_front(front: dict[str, Any]) -> str:
     unit = front["constraint"]
-    lines = [f"calibrated top-{front['top_k']} of each pool on {front['calibration_images']} images (epoch {front['epoch']}):"]
+    what = "pool" if front.get("method", "calibrate") == "calibrate" else f"budget ({front['method']} search)"
+    lines = [f"calibrated top-{front['top_k']} of each {what} on {front['calibration_images']} images (epoch {front['epoch']}):"]
     for p in front["pools"]:
         if p["best"] is None:
             lines.append(f"  pool {p['index']}: empty")
@@ -84,8 +114,8 @@ def format_front(front: dict[str, Any]) -> str:
         accs = " ".join(f"{c['accuracy']:.3f}" for c in p["candidates"])
         lines.append(
             f"  pool {p['index']} ({p['budget']['label']}): best acc {best['accuracy']:.4f} at "
-            f"{format_quantity(best['costs'][unit])} {unit}  [top-k: {accs}]"
+            f"{format_cost(best['costs'][unit], unit)}  [top-k: {accs}]"
         )
     for name, r in front["references"].items():
-        lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_quantity(r['costs'][unit])} {unit}")
+        lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_cost(r['costs'][unit], unit)}")
     return "\n".join(lines)

@@ -72,6 +72,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
     _atomic(path, lambda fh: fh.write(json.dumps(data, indent=1, allow_nan=False).encode()))
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda fh: fh.write(data))
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic(path, lambda fh: torch.save(obj, fh))
 

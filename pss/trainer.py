@@ -49,7 +49,7 @@ from .context import SupernetContext, resolve_device
 from .data import DataBundle, DataConfig, load_data
 from .errors import PssError
 from .pools import SubnetPool
-from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, check_checkpoint_version, load_tensors, utc_timestamp
+from .runs import SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_bytes, atomic_write_json, check_checkpoint_version, load_tensors, utc_timestamp
 from .sampling import (
     StructureDistributionSampler,
     pool_temperature,
@@ -348,6 +348,12 @@ class PssTrainer:
         self.run.path.mkdir(parents=True, exist_ok=True)
         if self.start_epoch == 0:
             self.write_run_file()
+            if getattr(cfg, "latency_lut", None):  # the run keeps its own LUT: later commands need no outside file
+                from .context import RUN_LUT_FILE
+
+                src = Path(cfg.latency_lut).expanduser()
+                if src.is_file() and src.resolve() != (self.run.path / RUN_LUT_FILE).resolve():
+                    atomic_write_bytes(self.run.path / RUN_LUT_FILE, src.read_bytes())
         for epoch in range(self.start_epoch, cfg.epochs):
             stats = self.train_epoch(epoch)
             stats["val_acc"] = self.evaluate_references()

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .load import RunData, width_ratios
+from .load import RunData, width_ratios, widths_of
 
 
 def entries_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
@@ -189,3 +189,27 @@ def front_budgets(data: RunData) -> pd.DataFrame:
     b.insert(1, "kind", data.front_constraint or data.constraint)
     b["lo"], b["hi"] = b["theta"] - b["delta"], b["theta"] + b["delta"]
     return b[["pool", "kind", "theta", "delta", "lo", "hi", "label"]]
+
+
+def samples_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
+    """The subnets trained in ``epoch`` (default: the newest) with their cost and mean training loss.
+
+    One row per distinct structure: key, resolution, cost (the run's
+    constraint), times (how often it was trained), loss (mean CE), rel_loss
+    (mean of loss / max-subnet loss at the same step, PSE-Net Eq. 19's proxy).
+    """
+    columns = ["key", "resolution", "cost", "times", "loss", "rel_loss"]
+    s = data.samples
+    if s is None or not len(s):
+        return pd.DataFrame(columns=columns)
+    epoch = int(s["epoch"].max()) if epoch is None else int(epoch)
+    s = s[s["epoch"] == epoch]
+    if not len(s):
+        return pd.DataFrame(columns=columns)
+    g = s.assign(rel=s["loss"] / s["max_loss"]).groupby("key", sort=False).agg(times=("loss", "size"), loss=("loss", "mean"), rel_loss=("rel", "mean")).reset_index()
+    widths = widths_of(g["key"])
+    res = np.array([int(k.split("-", 1)[0][1:]) for k in g["key"]], dtype=np.int64)
+    ctx = supernet_context(data)
+    g["resolution"] = res
+    g["cost"] = ctx.cost_model.cost_array(data.constraint, widths, res).astype(float)
+    return g[columns]

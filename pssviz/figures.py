@@ -36,7 +36,7 @@ TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right
 __all__ = [
     "pool_colors", "empty_figure", "pool_evolution_figure", "pool_entries_figure", "pool_entries_animation",
     "sampling_probability_figure", "pool_distribution_figure", "width_profile_figure", "width_heatmap_figure",
-    "front_figure", "add_comparison", "training_curves_figure", "pool_counters_figure",
+    "front_figure", "add_comparison", "samples_figure", "training_curves_figure", "pool_counters_figure",
 ]
 
 
@@ -626,6 +626,33 @@ def add_comparison(fig: go.Figure, comparison: pd.DataFrame, name: str = "") -> 
             legendgroup=f"cmp-{run}", marker=dict(color=color, symbol="x", size=9), text=g["key"].to_numpy(dtype=object),
             hovertemplate=f"<b>{label}</b><br>%{{text}}<br>cost %{{x:.4~s}}<br>accuracy %{{y:.2f}}%<extra>{name}</extra>"))
     return fig
+
+
+def samples_figure(samples: pd.DataFrame, budgets: pd.DataFrame | None = None, epoch: int | None = None,
+                   cost_label: str = "MACs") -> go.Figure:
+    """The subnets a strategy without pools trained in one epoch: cost C(φ) against mean training loss.
+
+    ``samples`` is ``analysis.samples_at(data, epoch)``; marker size ~ how
+    often the subnet was trained; the budgets θ ± δ are drawn as bands for
+    orientation (uniform, mutual, random and pse sample S without them).
+    """
+    title = "Subnets trained" + (f" in epoch {epoch}" if epoch is not None else "")
+    if _empty(samples):
+        return empty_figure(title)
+    times = samples["times"].to_numpy(float)
+    fig = go.Figure([_scatter(
+        x=samples["cost"].to_numpy(float), y=samples["loss"].to_numpy(float), mode="markers", name="trained subnet",
+        text=samples["key"].to_numpy(dtype=object),
+        customdata=np.column_stack([samples["resolution"].to_numpy(), times, samples["rel_loss"].to_numpy(float)]),
+        marker=dict(size=6 + 10 * np.sqrt(times / max(times.max(), 1.0)), color=samples["resolution"].to_numpy(float),
+                    colorscale="Viridis", showscale=True, colorbar=dict(title="r (px)"), opacity=0.75),
+        hovertemplate=("%{text}<br>cost %{x:.4~s} " + cost_label + ", r = %{customdata[0]}<br>loss %{y:.4f} "
+                       "(x%{customdata[2]:.2f} of the max subnet's), trained %{customdata[1]}×<extra></extra>"))])
+    if not _empty(budgets):
+        fig.update_layout(**_budget_bands(budgets, pool_colors(len(budgets)), labels=False))
+    fig.update_xaxes(title_text=f"cost C(φ) ({cost_label})", tickformat=SI)
+    fig.update_yaxes(title_text="training loss (cross-entropy, mean over its steps)")
+    return _layout(fig, title, height=480, hovermode="closest")
 
 
 def _find_key(key: str | None, front: pd.DataFrame | None, references: pd.DataFrame | None, x: str) -> tuple[float, float] | None:

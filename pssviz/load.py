@@ -23,6 +23,7 @@ entries    (epoch, pool, rank)               key, resolution, m, q, times_sample
 front      (pool, candidate)                 label, theta, delta, key, resolution, m,
                                              accuracy, macs, params, cost, is_best
 references max / min subnet                  key, resolution, accuracy, macs, params, cost
+samples    (step, trained subnet)            epoch, key, loss, max_loss (every strategy)
 ========== ================================= ==========================================
 
 ``cost`` is always the run's constraint (``run.constraint``: macs or params)
@@ -84,6 +85,9 @@ class RunData:
     front_constraint: str | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "empty"
+    #: every non-max subnet trained, one row per (step, subnet), from the snapshots' ``samples``
+    #: (columns: epoch, step, key, loss, max_loss); empty for runs written before the field existed
+    samples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SAMPLE_COLUMNS)))
     #: comparison files (`pss compare`) found in RUN_DIR/comparisons/: file stem -> tidy table
     #: (columns: run, strategy, constraint, budget, accuracy, cost, key; one row per run and budget with a subnet)
     comparisons: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -233,6 +237,8 @@ ENTRY_DTYPES = {
     "epoch": np.int64, "pool": np.int64, "rank": np.int64, "resolution": np.int64, "m": np.float64,
     "q": np.float64, "times_sampled": np.int64, "macs": np.float64, "params": np.float64, "cost": np.float64,
 }
+SAMPLE_COLUMNS = ("epoch", "step", "key", "loss", "max_loss")
+SAMPLE_DTYPES = {"epoch": np.int64, "step": np.int64, "loss": np.float64, "max_loss": np.float64}
 EPOCH_COLUMNS = (
     "epoch", "step", "lr", "progress", "p_schedule", "eta_schedule", "loss_max", "loss_medium", "loss_min",
     "val_acc_max", "val_acc_min", "seconds", "images_per_second", "sampler_fallbacks",
@@ -259,6 +265,7 @@ class _SnapshotRows:
     epoch: dict[str, Any]
     pools: dict[str, list]
     entries: dict[str, list]
+    samples: dict[str, list] | None = None
 
 
 def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
@@ -308,7 +315,16 @@ def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
         }
         for c in POOL_COLUMNS:
             pools[c].append(row[c])
-    return _SnapshotRows(erow, pools, entries)
+    samples = None
+    rec = data.get("samples")
+    if isinstance(rec, dict) and rec.get("keys") is not None:
+        keys = rec["keys"]
+        n = len(rec["step"])
+        samples = {
+            "epoch": [epoch] * n, "step": list(rec["step"]), "key": [keys[i] for i in rec["key"]],
+            "loss": list(rec["loss"]), "max_loss": list(rec["max_loss"]),
+        }
+    return _SnapshotRows(erow, pools, entries, samples)
 
 
 class SnapshotCache:
@@ -395,11 +411,12 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
     epochs = pd.DataFrame([r.epoch for r in rows], columns=list(EPOCH_COLUMNS))
     pools = _concat_columns((r.pools for r in rows), POOL_COLUMNS)
     entries = _concat_columns((r.entries for r in rows), ENTRY_COLUMNS, ENTRY_DTYPES)
+    samples = _concat_columns((r.samples for r in rows if r.samples), SAMPLE_COLUMNS, SAMPLE_DTYPES)
     epochs = _typed(epochs, {"epoch": "int64"})
     pools = _typed(pools, {"epoch": "int64", "pool": "int64", "capacity": "int64", "size": "int64", "full": "bool"})
     entries = _typed(entries, {"epoch": "int64", "pool": "int64", "rank": "int64", "resolution": "int64", "times_sampled": "int64"})
 
-    data = RunData(path, path.name, run, budgets, dimensions, epochs, pools, entries, problems=problems)
+    data = RunData(path, path.name, run, budgets, dimensions, epochs, pools, entries, problems=problems, samples=samples)
     front_file = path / CALIBRATION_DIR / FRONT_FILE
     if front_file.is_file():
         try:

@@ -191,3 +191,38 @@ def test_comparison_file_is_overlaid_on_the_front(tmp_path, monkeypatch):
     front = at.get("plotly_chart")[0]
     spec = json.loads(front.proto.spec)
     assert sum("best ≤ budget" in (t.get("name") or "") for t in spec["data"]) == 2
+
+
+@pytest.fixture(scope="module")
+def baseline_root(tmp_path_factory) -> Path:
+    """A real 1-epoch run of a strategy without pools (PSE-Net parallel subnets)."""
+    from conftest import TRAIN_SMALL
+    from pss.cli import main
+
+    root = tmp_path_factory.mktemp("baseline")
+    assert main(["train", "smoke", "--out", str(root / "pse"), "--quiet", "--set", "strategy=pse", *TRAIN_SMALL]) == 0
+    return root
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_a_run_without_pools(page, baseline_root, monkeypatch):
+    at = _goto(_app(baseline_root, monkeypatch), page)
+    _assert_clean(at)
+    if page in ("Pools", "Sampling", "Widths"):
+        assert any("keeps no subnet pools" in i.value for i in at.info)
+    if page == "Pools":
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        assert len(spec["data"][0]["x"]) > 0, "the subnets pse trained are drawn"
+
+
+def test_a_run_without_pools_is_searched_from_the_app(baseline_root, tmp_path, monkeypatch):
+    run = shutil.copytree(baseline_root / "pse", tmp_path / "runs" / "pse")
+    at = _goto(_app(tmp_path / "runs", monkeypatch), "Front & Export")
+    at.number_input(key="search_evaluations").set_value(1)
+    at.button(key="calibrate").click().run(timeout=300)
+    assert not at.exception
+    front = json.loads((run / "calibration" / "front.json").read_text())
+    assert front["method"] == "random" and all(p["best"] is not None for p in front["pools"])
+    at.run()
+    _assert_clean(at)
+    assert _charts(at) >= 1

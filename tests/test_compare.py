@@ -68,3 +68,24 @@ def test_format_lists_every_budget(trained_run):
     doc = compare_runs([trained_run])
     text = format_comparison(doc)
     assert len(text.splitlines()) == len(doc["budgets"]) + 2
+
+
+def test_info_matches_front_pools_by_budget_not_index(run_copy, capsys):
+    """A searched front may hold other budgets than run.json; `pss info` must not pair them by index."""
+    path = run_copy / "calibration" / "front.json"
+    front = json.loads(path.read_text())
+    moved = front["pools"][0]
+    moved["budget"] = dict(moved["budget"], value=moved["budget"]["value"] + 123.0, label="custom")
+    front["pools"] = [moved] + front["pools"][1:]
+    front["method"] = "random"
+    path.write_text(json.dumps(front))
+    from pss.info import run_summary
+
+    s = run_summary(run_copy)
+    assert "calibrated" not in s["pools"][0], "pool 0's budget is no longer in the front"
+    assert len(s["other_budgets"]) == 1 and s["other_budgets"][0]["budget"]["label"] == "custom"
+    assert all("calibrated" in p for p in s["pools"][1:] if any(
+        fp["budget"]["value"] == p["budget"]["value"] and fp["best"] is not None for fp in front["pools"]))
+    assert main(["info", str(run_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "srch" in out and "pss search --method random" in out

@@ -350,3 +350,29 @@ def test_build_lut_from_config_uses_the_configs_space():
     assert lut["batch_size"] == 2 and lut["overhead_ms"] == 0.0 and lut["overhead_fit"] is None
     with pytest.raises(PssError, match="statistic"):
         build_lut_from_config(cfg, 10, 3, statistic="mean")
+
+
+def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
+    """`pss lut build` -> `pss train --set constraint=latency` -> the run keeps its own LUT -> calibrate/export in ms."""
+    from conftest import TRAIN_SMALL
+    from pss.cli import main
+
+    lut = tmp_path / "luts" / "smoke.json"
+    assert main(["lut", "build", "smoke", "--out", str(lut), "--repeats", "1", "--warmup", "1", "--quiet"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "smoke", "--out", str(run), "--quiet", "--set", "constraint=latency",
+                 "--set", f"latency_lut={lut}", "--set", "budget_count=2", *TRAIN_SMALL]) == 0
+    assert (run / "latency_lut.json").read_bytes() == lut.read_bytes()
+    lut.unlink()  # later commands use the run's own copy
+    assert main(["calibrate", str(run), "--quiet", "--images", "64", "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " ms" in out
+    front = json.loads((run / "calibration" / "front.json").read_text())
+    theta = front["pools"][0]["budget"]["value"]
+    assert main(["export", str(run), "--budget", f"{theta}ms", "--out", str(tmp_path / "subnet")]) == 0
+    card = json.loads((tmp_path / "subnet" / "card.json").read_text())
+    assert card["costs"]["latency"] > 0 and card["constraint"] == "latency"
+    assert main(["lut", "check", str(run / "latency_lut.json"), "-n", "3", "--quiet", "--json", str(tmp_path / "check.json")]) == 0
+    check = json.loads((tmp_path / "check.json").read_text())
+    assert len(check["rows"]) == 3
+    assert main(["lut", "check", str(tmp_path / "missing.json")]) == 2
