@@ -19,6 +19,8 @@ examples:
   pss train cifar10-mbv2 --out runs/mbv2 --epochs 60
   pss train cifar10-resnet20 --out runs/r20 --set pool_size=20 --set p_end=0.1
   pss train my.yaml --out runs/mine --resume       # continue after an interruption
+  pss train sample --out runs/pse --set strategy=pse   # PSE-Net parallel subnets (also uniform, mutual, random)
+  pss train sample --out runs/lat --set constraint=latency --set latency_lut=lut.json   # see `pss lut`
 
 Config keys (--set key=value; YAML values, `null` for none):
 """
