@@ -99,22 +99,35 @@ def pools(data: RunData, others: list[RunData]) -> None:
                "Every dot is a subnet φ the strategy trained in this epoch: its cost C(φ) against its mean training loss; "
                "PSE-Net builds its search prior ĥ(A|ε) from exactly these losses (Eq. 17-20).")
         return
+    # A multi-constraint run (extra_constraints, PSS-Net_M) has pools of several kinds whose costs are in
+    # different units: show one kind at a time. (The other pages show the primary kind only.)
+    kinds = data.kinds
+    kind, budgets, pools_ = data.constraint, data.budgets, data.pools
+    if len(kinds) > 1:
+        kind = st.radio("Constraint", kinds, key="pools_kind", horizontal=True, format_func=lambda c: COST_LABELS.get(c, c))
+        budgets = budgets[budgets["kind"] == kind]
+        pools_ = pools_[pools_["kind"] == kind] if "kind" in pools_.columns else pools_
+    shown = set(budgets["pool"])
+    cost_label = COST_LABELS.get(kind, kind)
     view = st.segmented_control(
         "View", ["At one epoch", "Over all epochs"], default="At one epoch", key="pools_view",
         help="One epoch: every entry, Alg. 3's counters and the pool table. All epochs: how each pool evolved.",
     )
     if view == "Over all epochs":
-        _chart(figures.pool_evolution_figure(data.pools, cost_label=_cost_label(data)), "evolution", CHARTS["evolution"])
+        _chart(figures.pool_evolution_figure(pools_, cost_label=cost_label), "evolution", CHARTS["evolution"])
         return
     epoch = _epoch_slider(data, "pools_epoch")
     at = analysis.entries_at(data, epoch)
-    _chart(figures.pool_entries_figure(at, data.budgets, epoch=epoch, cost_label=_cost_label(data)), "entries", CHARTS["entries"])
-    _chart(figures.pool_counters_figure(data.pools, epoch), "counters", CHARTS["counters"])
+    at = at[at["pool"].isin(shown)] if len(kinds) > 1 else at
+    _chart(figures.pool_entries_figure(at, budgets, epoch=epoch, cost_label=cost_label), "entries", CHARTS["entries"])
+    _chart(figures.pool_counters_figure(pools_, epoch), "counters", CHARTS["counters"])
     st.subheader("Pool table")
-    labels = dict(zip(data.budgets["pool"], data.budgets["label"]))
-    choice = st.selectbox("Pool", ["all pools"] + [labels[t] for t in data.budgets["pool"]], key="table_pool")
-    pool = None if choice == "all pools" else int(data.budgets.loc[data.budgets["label"] == choice, "pool"].iloc[0])
+    labels = dict(zip(budgets["pool"], budgets["label"]))
+    choice = st.selectbox("Pool", ["all pools"] + [labels[t] for t in budgets["pool"]],
+                          key="table_pool" if len(kinds) == 1 else f"table_pool_{kind}")
+    pool = None if choice == "all pools" else int(budgets.loc[budgets["label"] == choice, "pool"].iloc[0])
     table = analysis.pool_table(data, epoch, pool)
+    table = table[table["pool"].isin(shown)] if len(kinds) > 1 else table
     st.dataframe(
         table,
         hide_index=True,

@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--budget", required=True, metavar="VALUE", help="resource budget with an optional unit: 30M, 1.2G, 450K")
     e.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
+    e.add_argument("--constraint", choices=["macs", "params", "latency"], default=None,
+                   help="cost kind of --budget: pick among that kind's pools (runs trained with extra_constraints); default: the run's constraint")
 
     k = sub.add_parser(
         "pack",
@@ -378,9 +380,9 @@ def _cmd_export(args) -> int:
     from .export import export_subnet
     from .pools import format_quantity
 
-    card = export_subnet(args.run, args.budget, args.out)
+    card = export_subnet(args.run, args.budget, args.out, kind=args.constraint)
     print(
-        f"exported {card['key']} ({format_quantity(card['macs'])} MACs, {format_quantity(card['params'])} params, "
+        f"exported {card['key']} for {card['budget']['label']} ({format_quantity(card['macs'])} MACs, {format_quantity(card['params'])} params, "
         f"val acc {card['accuracy']:.4f}, input {card['input']['resolution']}px) to {args.out}"
     )
     return 0

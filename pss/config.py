@@ -20,6 +20,10 @@ import yaml
 from .errors import PssError
 
 
+KINDS = ("macs", "params", "latency")
+"""Cost kinds a budget can constrain."""
+
+
 @dataclass
 class TrainConfig:
     # --- model (one NetSpec builds supernet, costs and export) ---
@@ -34,6 +38,7 @@ class TrainConfig:
     resolution_step: int = 4
     # --- budgets Theta (Eq. 1-2) ---
     constraint: str = "macs"
+    extra_constraints: str | None = None  # PSS-Net_M: comma list of further kinds (macs, params, latency) with their own pools
     latency_lut: str | None = None  # LUT JSON from `pss lut build`; needed by constraint=latency (ms budgets)
     budget_count: int | None = 8
     budget_step: float | None = None
@@ -130,6 +135,25 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise PssError(f"bad config: {message}")
+        self.constraint_kinds()  # validates extra_constraints
+
+    def constraint_kinds(self) -> list[str]:
+        """The primary ``constraint`` followed by the ``extra_constraints`` (PSS-Net_M), validated."""
+        extra = [k.strip() for k in (self.extra_constraints or "").split(",") if k.strip()]
+        if self.extra_constraints is not None and not extra:
+            raise PssError("bad config: extra_constraints is empty; give a comma list such as params or params,latency (or null)")
+        for k in extra:
+            if k not in KINDS:
+                raise PssError(f"bad config: extra_constraints: unknown kind {k!r}; choose among {', '.join(KINDS)}")
+        if len(set(extra)) != len(extra):
+            raise PssError(f"bad config: extra_constraints {self.extra_constraints!r} names a kind twice")
+        if self.constraint in extra:
+            raise PssError(f"bad config: extra_constraints repeats the primary constraint {self.constraint!r}")
+        if "latency" in extra and not self.latency_lut:
+            raise PssError("bad config: extra constraint 'latency' needs latency_lut, a LUT JSON from `pss lut build` (--set latency_lut=PATH)")
+        if extra and self.budget_step is not None:
+            raise PssError("bad config: budget_step cannot span several cost units; use budget_count with extra_constraints")
+        return [self.constraint, *extra]
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:

@@ -55,6 +55,10 @@ class SupernetContext:
     def build(cls, cfg: TrainConfig, num_classes: int, in_channels: int, run_dir: str | Path | None = None) -> "SupernetContext":
         """Spec, S, C(.) and Theta of a config.
 
+        Theta holds the primary ``constraint``'s budgets, then those of each
+        ``extra_constraints`` kind (PSS-Net_M), grouped by kind and ascending
+        within a kind; every kind gets ``budget_count`` budgets.
+
         With ``latency_lut`` set (required for ``constraint: latency``) the LUT
         is loaded, checked against the spec and S (one-line PssError when it
         was built for another model or space) and attached to the cost model,
@@ -70,10 +74,31 @@ class SupernetContext:
         elif cfg.constraint == "latency":
             raise PssError("bad config: constraint 'latency' needs latency_lut (a LUT JSON from `pss lut build`)")
         costs = CostModel(spec, space, latency=latency)
-        c_min = costs.cost(cfg.constraint, space.min_structure)
-        c_max = costs.cost(cfg.constraint, space.max_structure)
-        budgets = make_budgets(cfg.constraint, c_min, c_max, step=cfg.budget_step, count=cfg.budget_count, tolerance=cfg.tolerance)
+        budgets: list[Budget] = []
+        for i, kind in enumerate(constraint_kinds(cfg)):
+            c_min = costs.cost(kind, space.min_structure)
+            c_max = costs.cost(kind, space.max_structure)
+            # tolerance is in the primary kind's unit; extra kinds (PSS-Net_M) use delta = step / 2
+            tol = cfg.tolerance if i == 0 else None
+            budgets += make_budgets(kind, c_min, c_max, step=cfg.budget_step, count=cfg.budget_count, tolerance=tol)
         return cls(spec, space, costs, budgets)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The cost kinds of Theta in order: the primary constraint first, then the extra ones."""
+        return list(dict.fromkeys(b.kind for b in self.budgets))
+
+    def cost_array_fns(self) -> dict:
+        """kind -> vectorised cost function ``(widths, resolutions) -> costs`` for every kind of Theta."""
+        import functools
+
+        return {k: functools.partial(self.cost_model.cost_array, k) for k in self.kinds}
+
+
+def constraint_kinds(cfg: TrainConfig) -> list[str]:
+    """``cfg.constraint`` followed by ``cfg.extra_constraints`` (configs of older runs have no such key)."""
+    kinds = getattr(cfg, "constraint_kinds", None)
+    return kinds() if kinds is not None else [cfg.constraint]
 
 
 def resolve_device(name: str) -> torch.device:

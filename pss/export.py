@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .errors import PssError
-from .pools import Budget, format_quantity, parse_quantity
+from .pools import COST_UNITS, Budget, format_quantity, parse_quantity
 from .runs import utc_timestamp, SCHEMA_VERSION, RunDir, atomic_torch_save, atomic_write_json, load_tensors, open_run, read_json
 from .space import Structure
 from .supernet import DenseNet, extract_subnet, resize_batch
@@ -30,18 +30,31 @@ PROGRAM_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
 
 
-def pool_for_budget(front: dict[str, Any], value: float) -> dict[str, Any]:
-    """The calibrated pool whose constraint theta is nearest ``value``.
+def front_kinds(front: dict[str, Any]) -> list[str]:
+    """The budget kinds of a front's pools, in order (one kind unless trained with extra_constraints)."""
+    return list(dict.fromkeys(p["budget"]["kind"] for p in front["pools"])) or [front.get("constraint", "macs")]
 
-    A budget outside [theta_1 - delta, theta_T + delta] is an error that states the range.
+
+def pool_for_budget(front: dict[str, Any], value: float, kind: str | None = None) -> dict[str, Any]:
+    """The calibrated pool of kind ``kind`` whose constraint theta is nearest ``value``.
+
+    ``kind`` defaults to the front's constraint (the run's primary kind); a
+    multi-constraint run (PSS-Net_M) also has pools of its extra kinds.
+    A budget outside [theta_1 - delta, theta_T + delta] of that kind is an
+    error that states the range.
     """
-    pools = [p for p in front["pools"] if p["best"] is not None]
+    kind = kind or front.get("constraint", "macs")
+    kinds = front_kinds(front)
+    if kind not in kinds:
+        raise PssError(f"this run has no {kind} pools; its budgets are in {', '.join(kinds)} (choose one with --constraint)")
+    pools = [p for p in front["pools"] if p["best"] is not None and p["budget"]["kind"] == kind]
     if not pools:
-        raise PssError("the calibrated front has no pools with subnets; train longer or recalibrate")
+        raise PssError(f"the calibrated front has no {kind} pools with subnets; train longer or recalibrate")
     budgets = [Budget.from_json(p["budget"]) for p in pools]
-    lo, hi = budgets[0].value - budgets[0].tolerance, budgets[-1].value + budgets[-1].tolerance
+    lo = min(b.value - b.tolerance for b in budgets)
+    hi = max(b.value + b.tolerance for b in budgets)
     if not lo <= value <= hi:
-        unit = front.get("constraint", "")
+        unit = COST_UNITS.get(kind, kind)
         raise PssError(
             f"budget {format_quantity(value)} is outside this run's range {format_quantity(lo)}..{format_quantity(hi)} {unit}; "
             f"pick a value in that range (`pss info RUN` lists the pools)"
@@ -83,12 +96,16 @@ def build_card(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: 
     }
 
 
-def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True) -> dict[str, Any]:
-    """`pss export`: write the calibrated subnet nearest ``budget`` to ``out_dir``; returns its card."""
+def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True, kind: str | None = None) -> dict[str, Any]:
+    """`pss export`: write the calibrated subnet nearest ``budget`` to ``out_dir``; returns its card.
+
+    ``kind`` picks the pools of one cost kind (``--constraint``); default: the
+    run's primary constraint.
+    """
     run = open_run(run_dir)
     value = parse_quantity(budget) if isinstance(budget, str) else float(budget)
     front = run.read_front()
-    pool = pool_for_budget(front, value)
+    pool = pool_for_budget(front, value, kind)
     return export_candidate(run.path, pool["candidates"][pool["best"]]["key"], out_dir, check=check, front=front)
 
 

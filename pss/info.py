@@ -78,23 +78,32 @@ def format_summary(s: dict[str, Any]) -> str:
     ref = s["reference_subnets"]
     if s.get("strategy", "pss") != "pss":
         lines.append(f"strategy   {s['strategy']} (no pools; `pss search` finds and calibrates subnets per budget)")
-    lines.append(f"range      {format_cost(ref['min']['costs'][unit], unit)} .. {format_cost(ref['max']['costs'][unit], unit)}")
-    lines.append(f"{'pool':>4}  {'budget (' + unit + ')':>18}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {unit:>9}")
+    kinds = list(dict.fromkeys(p["budget"]["kind"] for p in s["pools"])) or [unit]
+    for kind in kinds:  # one line per kind: a multi-constraint run (extra_constraints) has several
+        if kind in ref["min"]["costs"] and kind in ref["max"]["costs"]:
+            label = "range" if len(kinds) == 1 else f"range {kind}"
+            lines.append(f"{label:<10} {format_cost(ref['min']['costs'][kind], kind)} .. {format_cost(ref['max']['costs'][kind], kind)}")
+    lines.append(f"{'pool':>4}  {'budget':>26}  {'kind':>7}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {'cost':>14}")
+
+    def band(b: dict[str, Any]) -> str:
+        return f"{format_cost(b['value'], b['kind'])} +/- {format_quantity(b['tolerance'])}"
+
+    def cost_of(cal: dict[str, Any] | None, kind: str) -> str:
+        return format_cost(cal["costs"][kind], kind) if cal and kind in cal["costs"] else "-"
+
     for p in s["pools"]:
         b = p["budget"]
         size = f"{p.get('size', 0)}/{p.get('capacity', '?')}"
         best_m = f"{p['best_m']:.4f}" if p.get("best_m") is not None else "-"
         cal = p.get("calibrated")
         acc = f"{cal['accuracy']:.4f}" if cal else "-"
-        cost = format_quantity(cal["costs"][unit]) if cal else "-"
         lines.append(
-            f"{p['index']:>4}  {format_quantity(b['value']) + ' +/- ' + format_quantity(b['tolerance']):>18}  {size:>8}  {best_m:>8}  {acc:>14}  {cost:>9}"
+            f"{p['index']:>4}  {band(b):>26}  {b['kind']:>7}  {size:>8}  {best_m:>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}"
         )
     for p in s.get("other_budgets", []):
         b, cal = p["budget"], p["calibrated"]
         acc = f"{cal['accuracy']:.4f}" if cal else "-"
-        cost = format_quantity(cal["costs"][b["kind"]]) if cal and b["kind"] in cal["costs"] else "-"
-        lines.append(f"{'srch':>4}  {format_quantity(b['value']) + ' +/- ' + format_quantity(b['tolerance']):>18}  {'':>8}  {'':>8}  {acc:>14}  {cost:>9}")
+        lines.append(f"{'srch':>4}  {band(b):>26}  {b['kind']:>7}  {'':>8}  {'':>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}")
     if not s["calibrated"]:
         lines.append(f"not calibrated yet: pss calibrate {s['run']}" + ("" if s.get("strategy", "pss") == "pss" else f" or pss search {s['run']}"))
     elif s.get("front_method") not in (None, "calibrate"):
@@ -112,9 +121,10 @@ def format_front(front: dict[str, Any]) -> str:
             continue
         best = p["candidates"][p["best"]]
         accs = " ".join(f"{c['accuracy']:.3f}" for c in p["candidates"])
+        kind = p["budget"].get("kind", unit)  # the pool's own kind (several with extra_constraints)
         lines.append(
             f"  pool {p['index']} ({p['budget']['label']}): best acc {best['accuracy']:.4f} at "
-            f"{format_cost(best['costs'][unit], unit)}  [top-k: {accs}]"
+            f"{format_cost(best['costs'][kind], kind)}  [top-k: {accs}]"
         )
     for name, r in front["references"].items():
         lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_cost(r['costs'][unit], unit)}")

@@ -240,11 +240,32 @@ class SubnetPool:
         self.counters.updates += 1
         return entry
 
-    def record(self, s: Structure, batch_metric: float, costs: dict[str, float], lam: float) -> PoolEntry | None:
+    def admits(self, costs: dict[str, float]) -> bool:
+        """Whether ``costs`` satisfy this pool's budget, judged by the budget's own kind.
+
+        A pool of a multi-constraint run (PSS-Net_M) checks e.g. ``costs["params"]``
+        for a params budget, whatever the run's primary constraint. Costs that
+        lack the budget's kind cannot be judged and are admitted.
+        """
+        kind = self.budget.kind
+        return kind not in costs or self.budget.contains(float(costs[kind]))
+
+    def record(
+        self, s: Structure, batch_metric: float, costs: dict[str, float], lam: float, check: bool = False
+    ) -> PoolEntry | None:
         """Alg. 3 lines 8-17 for a structure just trained with metric m = -batch_loss.
 
+        With ``check`` a new structure whose cost of the pool's own kind lies
+        outside the budget raises ValueError (the trainer passes it: a sampler
+        wired to the wrong kind must not fill a pool silently).
         Returns the evicted entry, if any.
         """
+        if check and s not in self and not self.admits(costs):
+            kind = self.budget.kind
+            raise ValueError(
+                f"{s.key} costs {format_cost(float(costs[kind]), kind)}, outside pool budget {self.budget.label} "
+                f"+/- {format_cost(self.budget.tolerance, kind)}"
+            )
         if s in self:
             self.update(s, batch_metric, lam)
             return None

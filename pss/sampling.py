@@ -8,7 +8,7 @@ so notebooks can show it and tests can pin it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -98,6 +98,7 @@ def generate_structure_set(space: StructureSpace, n: int, rng: np.random.Generat
 
 
 CostArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+CostArrayFns = Union[CostArrayFn, Mapping[str, CostArrayFn]]
 
 
 @dataclass
@@ -116,12 +117,17 @@ class StructureDistributionSampler:
     falls back to a random member of G^t (which satisfies the budget by
     construction). Candidates are drawn ``chunk`` at a time for speed; the
     reported trial count is the position of the first accepted candidate.
+
+    ``cost_array`` is one vectorised cost function used for every budget, or
+    (multi-constraint training, PSS-Net_M) a mapping ``kind -> function``:
+    each budget is then judged by the function of its own ``Budget.kind``; the
+    costs of G are computed once per kind.
     """
 
     def __init__(
         self,
         space: StructureSpace,
-        cost_array: CostArrayFn,
+        cost_array: CostArrayFns,
         budgets: Sequence[Budget],
         rng: np.random.Generator,
         set_size: int = 100_000,
@@ -129,25 +135,43 @@ class StructureDistributionSampler:
         chunk: int = 64,
     ) -> None:
         self.space = space
-        self.cost_array = cost_array
         self.budgets = list(budgets)
+        if callable(cost_array):
+            self._fns: dict[str, CostArrayFn] = {b.kind: cost_array for b in self.budgets}
+            self.cost_array = cost_array
+        else:
+            self._fns = dict(cost_array)
+            missing = sorted({b.kind for b in self.budgets} - set(self._fns))
+            if missing:
+                raise ValueError(f"no cost function for budget kind(s) {', '.join(missing)}")
+            self.cost_array = self._fns[self.budgets[0].kind] if self.budgets else next(iter(self._fns.values()))
         self.max_trials = int(max_trials)
         self.chunk = int(chunk)
         self._choices = [np.asarray(d.choices) for d in space.dimensions] + [np.asarray(space.resolutions)]
         self._sizes = [len(c) for c in self._choices]
         widths, res = generate_structure_set(space, set_size, rng)
-        costs = cost_array(widths, res)
+        costs_by_kind = {k: self._fns[k](widths, res) for k in dict.fromkeys(b.kind for b in self.budgets)}
         index_rows = np.stack(
             [np.searchsorted(self._choices[i], widths[:, i]) for i in range(len(space))]
             + [np.searchsorted(self._choices[-1], res)],
             axis=1,
         )
-        self._widths, self._res, self._costs = widths, res, costs
+        self._widths, self._res, self._costs_by_kind = widths, res, costs_by_kind
+        self._costs = costs_by_kind[self.budgets[0].kind] if self.budgets else None
         self.buckets: list[_Bucket] = []
         for b in self.budgets:
-            members = np.flatnonzero(np.abs(costs - b.value) <= b.tolerance)
+            members = np.flatnonzero(np.abs(costs_by_kind[b.kind] - b.value) <= b.tolerance)
             self.buckets.append(_Bucket(members, structure_marginals(index_rows[members], self._sizes)))
         self.fallbacks = 0
+
+    @property
+    def kinds(self) -> list[str]:
+        """The budgets' kinds in order of first appearance (one entry for a single-kind Theta)."""
+        return list(dict.fromkeys(b.kind for b in self.budgets))
+
+    def cost_fn(self, kind: str) -> CostArrayFn:
+        """The vectorised cost function budgets of ``kind`` are judged by."""
+        return self._fns[kind]
 
     @property
     def bucket_sizes(self) -> list[int]:
@@ -163,7 +187,7 @@ class StructureDistributionSampler:
             n = min(self.chunk, self.max_trials - drawn)
             cols = [c[rng.choice(len(c), size=n, p=p)] for c, p in zip(self._choices, bucket.marginals)]
             widths = np.stack(cols[:-1], axis=1)
-            costs = self.cost_array(widths, cols[-1])
+            costs = self._fns[budget.kind](widths, cols[-1])
             ok = np.flatnonzero(np.abs(costs - budget.value) <= budget.tolerance)
             if ok.size:
                 i = int(ok[0])

@@ -9,7 +9,8 @@ the business of :mod:`pss.ops` and :mod:`pss.supernet`.
 =========  ==================================================  ================  =========
 strategy   subnets per batch (n = ``num_subnets``)              non-max loss      forwards
 =========  ==================================================  ================  =========
-pss        max, 1 medium by Alg. 3 for a random budget, min     KL to max         3, serial
+pss        max, 1 medium by Alg. 3 for a random budget          KL to max         3, serial
+           (kind, then budget, uniformly), min
 uniform    max, n-2 uniform widths (US-Net), min; r = r^max     KL to max         n, serial
 mutual     max, n-2 (uniform width, resolution) (MutualNet),    KL to max         n, serial
            min
@@ -84,6 +85,15 @@ class PssStrategy(Strategy):
     ``num_subnets`` is ignored: Alg. 1 trains exactly three subnets per batch.
     :meth:`observe` records the medium's metric m = -CE in its pool (Alg. 3
     lines 8-17).
+
+    Multi-constraint training (PSS-Net_M, ``extra_constraints``): Theta holds
+    pools of several kinds (macs, params, latency). Each batch draws its
+    (type, budget) in two stages, :meth:`draw_pool`: the kind uniformly over
+    the kinds, then the budget uniformly among that kind's pools. With the
+    same ``budget_count`` per kind (what the config builds) this is the same
+    as a uniform draw over all pools, but it stays uniform over kinds if the
+    counts ever differ. A single-kind run draws the budget directly (one rng
+    call, as before).
     """
 
     name = "pss"
@@ -104,9 +114,21 @@ class PssStrategy(Strategy):
         self.p_end, self.eta_end, self.metric_lambda = p_end, eta_end, metric_lambda
         self.pools = pools_from_budgets(sampler.budgets, pool_size)
         self.min = Subnet(space.min_structure, "min")
+        #: kind -> indices of its pools, kinds in order of first appearance (primary first)
+        self.pools_by_kind: dict[str, list[int]] = {}
+        for t, pool in enumerate(self.pools):
+            self.pools_by_kind.setdefault(pool.budget.kind, []).append(t)
+
+    def draw_pool(self, rng: np.random.Generator) -> int:
+        """Index t of this batch's pool: kind ~ U(kinds), then t ~ U(pools of that kind)."""
+        if len(self.pools_by_kind) <= 1:
+            return int(rng.integers(len(self.pools)))
+        kinds = list(self.pools_by_kind)
+        group = self.pools_by_kind[kinds[int(rng.integers(len(kinds)))]]
+        return group[int(rng.integers(len(group)))]
 
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
-        t = int(rng.integers(len(self.pools)))
+        t = self.draw_pool(rng)
         medium, source, trials = prioritized_sample(self.pools[t], self.sampler, t, progress, self.p_end, self.eta_end, rng)
         return [self.max, Subnet(medium, "medium", t, source, trials), self.min]
 
@@ -120,7 +142,7 @@ class PssStrategy(Strategy):
                 pool.counters.trials.append(s.trials)
             else:
                 pool.counters.from_pool += 1
-            pool.record(s.structure, -ce, self.costs(s.structure), self.metric_lambda)
+            pool.record(s.structure, -ce, self.costs(s.structure), self.metric_lambda, check=True)
 
 
 class UniformStrategy(Strategy):

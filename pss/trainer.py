@@ -209,7 +209,7 @@ class PssTrainer:
 
         self.sampler = StructureDistributionSampler(
             self.space,
-            lambda w, r: self.costs.cost_array(cfg.constraint, w, r),
+            self.ctx.cost_array_fns(),  # kind -> C(.): every budget judged by its own kind (PSS-Net_M)
             self.budgets,
             self.rng,
             set_size=cfg.structure_set_size,

@@ -14,11 +14,11 @@ dimensions searchable width i                name, kind, o_min, o_max
 epochs     finished epoch                    step, lr, progress, p_schedule, eta_schedule,
                                              loss_max/medium/min, val_acc_max/min, seconds,
                                              images_per_second, sampler_fallbacks
-pools      (epoch, pool)                     label, theta, delta, capacity, size, full, p,
+pools      (epoch, pool)                     kind, label, theta, delta, capacity, size, full, p,
                                              eta, from_space, from_pool, pushes, evictions,
                                              updates, mean_trials, best_m, mean_m,
                                              cost_min/mean/max, sampled
-entries    (epoch, pool, rank)               key, resolution, m, q, times_sampled, macs,
+entries    (epoch, pool, rank)               kind, key, resolution, m, q, times_sampled, macs,
                                              params, cost
 front      (pool, candidate)                 label, theta, delta, key, resolution, m,
                                              accuracy, macs, params, cost, is_best
@@ -26,8 +26,12 @@ references max / min subnet                  key, resolution, accuracy, macs, pa
 samples    (step, trained subnet)            epoch, key, loss, max_loss (every strategy)
 ========== ================================= ==========================================
 
-``cost`` is always the run's constraint (``run.constraint``: macs or params)
-so figures need not know which one was trained for. Widths are not stored per
+``cost`` is the cost of the pool's own budget kind (``kind``): for a
+single-kind run always the run's constraint (``run.constraint``), so figures
+need not know which one was trained for; a multi-constraint run
+(``extra_constraints``, PSS-Net_M) also has pools of other kinds, whose
+``cost`` is in their own unit (filter by ``kind``). ``front`` and
+``references`` keep the run's primary constraint as ``cost``. Widths are not stored per
 entry (250k rows x 25 layers is heavy); :func:`widths_of` parses them from the
 structure keys on demand.
 
@@ -95,6 +99,12 @@ class RunData:
     @property
     def constraint(self) -> str:
         return str(self.run.get("constraint", "macs"))
+
+    @property
+    def kinds(self) -> list[str]:
+        """The budget kinds of the run, primary first (more than one with extra_constraints)."""
+        kinds = list(dict.fromkeys(self.budgets["kind"])) if len(self.budgets) else []
+        return kinds or [self.constraint]
 
     @property
     def epochs_planned(self) -> int:
@@ -227,9 +237,9 @@ def _read_json(path: Path, kind: str) -> dict[str, Any]:
     return data
 
 
-ENTRY_COLUMNS = ("epoch", "pool", "rank", "key", "resolution", "m", "q", "times_sampled", "macs", "params", "cost")
+ENTRY_COLUMNS = ("epoch", "pool", "rank", "kind", "key", "resolution", "m", "q", "times_sampled", "macs", "params", "cost")
 POOL_COLUMNS = (
-    "epoch", "pool", "label", "theta", "delta", "capacity", "size", "full", "p", "eta",
+    "epoch", "pool", "kind", "label", "theta", "delta", "capacity", "size", "full", "p", "eta",
     "from_space", "from_pool", "pushes", "evictions", "updates", "mean_trials",
     "best_m", "mean_m", "cost_min", "cost_mean", "cost_max", "sampled",
 )
@@ -284,17 +294,19 @@ def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
     for t, pool in enumerate(data["pools"]):
         index = int(pool.get("index", t))
         budget = pool["budget"]
+        kind = str(budget.get("kind", constraint))  # the pool's own kind (several with extra_constraints)
         items = pool["entries"]
         n = len(items)
         q = list(pool.get("q") or [])
         q = q[:n] + [np.nan] * (n - len(q))
         costs = list(map(_COSTS, items))
         ms = list(map(_M, items))
-        cs = [c[constraint] for c in costs]
+        cs = [c[kind] for c in costs]
         sampled = list(map(_TIMES, items))
         entries["epoch"] += [epoch] * n
         entries["pool"] += [index] * n
         entries["rank"] += range(n)
+        entries["kind"] += [kind] * n
         entries["key"] += map(_KEY, items)
         entries["resolution"] += map(_RESOLUTION, map(_STRUCTURE, items))
         entries["m"] += ms
@@ -304,7 +316,7 @@ def _snapshot_rows(data: dict[str, Any], constraint: str) -> _SnapshotRows:
         entries["params"] += map(_PARAMS, costs)
         entries["cost"] += cs
         row = {
-            "epoch": epoch, "pool": index, "label": budget.get("label"), "theta": budget["value"],
+            "epoch": epoch, "pool": index, "kind": kind, "label": budget.get("label"), "theta": budget["value"],
             "delta": budget["tolerance"], "capacity": pool["capacity"], "size": pool["size"], "full": pool["full"],
             "p": pool["p"], "eta": pool["eta"], "from_space": pool["from_space"], "from_pool": pool["from_pool"],
             "pushes": pool["pushes"], "evictions": pool["evictions"], "updates": pool["updates"],
