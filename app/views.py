@@ -195,7 +195,7 @@ def front_export(data: RunData, others: list[RunData]) -> None:
             "Recalibrate to see the current weights."
         )
         _calibrate_button(data, "Recalibrate now")
-    columns = [c for c in ("macs", "params") if data.front[c].notna().all()]
+    columns = [c for c in ("macs", "params", "latency") if data.front[c].notna().all()]
     constraint = data.constraint if data.constraint in columns else columns[0]
     if len(columns) > 1:
         constraint = st.radio(
@@ -206,7 +206,8 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     lo, hi = analysis.budget_range(data, constraint)
     budget = st.slider(
         f"Budget ({label})", min_value=float(lo), max_value=float(hi), value=float((lo + hi) / 2),
-        step=max((hi - lo) / 200, 1.0), format="%.0f", key=f"budget_{constraint}",
+        step=(hi - lo) / 200 if constraint == "latency" else max((hi - lo) / 200, 1.0),
+        format="%.3f" if constraint == "latency" else "%.0f", key=f"budget_{constraint}",
         help="The most accurate calibrated subnet whose cost is at most this value is chosen.",
     )
     chosen = analysis.best_within_budget(data.front, budget, constraint)
@@ -274,6 +275,8 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     c2.metric("Input", f"{int(chosen['resolution'])} px")
     c1.metric("MACs", format_quantity(chosen["macs"]))
     c2.metric("Parameters", format_quantity(chosen["params"]))
+    if "latency" in chosen and pd.notna(chosen["latency"]):
+        st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")
     st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
     st.code(chosen["key"], language=None, wrap_lines=True)
     problem = state.export_problem(data)

@@ -29,12 +29,12 @@ def best_entries(data: RunData, epoch: int | None = None, k: int = 1) -> pd.Data
 
 
 @lru_cache(maxsize=32)
-def _context(essentials: str):
+def _context(essentials: str, run_dir: str):
     import json
 
     from pss.context import context_from_run
 
-    return context_from_run(json.loads(essentials))[1]
+    return context_from_run(json.loads(essentials), run_dir=run_dir)[1]
 
 
 def supernet_context(data: RunData):
@@ -43,7 +43,7 @@ def supernet_context(data: RunData):
 
     ds = data.run["dataset"]
     essentials = {"config": data.run["config"], "dataset": {"num_classes": ds["num_classes"], "in_channels": ds["in_channels"]}}
-    return _context(json.dumps(essentials, sort_keys=True))
+    return _context(json.dumps(essentials, sort_keys=True), str(data.path))  # the path: a latency run's own LUT
 
 
 def uniform_reference(data: RunData, cost: float, resolution: int | None = None) -> dict:

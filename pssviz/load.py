@@ -509,17 +509,19 @@ def _front_frames(front: dict[str, Any], constraint: str) -> tuple[pd.DataFrame,
                 "pool": int(pool["index"]), "candidate": i, "label": budget.get("label"), "theta": float(budget["value"]),
                 "delta": float(budget["tolerance"]), "key": c["key"], "resolution": int(c["structure"]["resolution"]),
                 "m": c.get("m"), "accuracy": float(c["accuracy"]), "macs": c["costs"].get("macs"),
-                "params": c["costs"].get("params"), "cost": c["costs"][constraint], "is_best": best == i,
+                "params": c["costs"].get("params"), "latency": c["costs"].get("latency"), "cost": c["costs"][constraint],
+                "is_best": best == i,
             })
     refs = []
     for name, c in (front.get("references") or {}).items():
         refs.append({
             "name": name, "key": c["key"], "resolution": int(c["structure"]["resolution"]), "accuracy": float(c["accuracy"]),
-            "macs": c["costs"].get("macs"), "params": c["costs"].get("params"), "cost": c["costs"][constraint],
+            "macs": c["costs"].get("macs"), "params": c["costs"].get("params"), "latency": c["costs"].get("latency"),
+            "cost": c["costs"][constraint],
         })
-    columns = ["pool", "candidate", "label", "theta", "delta", "key", "resolution", "m", "accuracy", "macs", "params", "cost", "is_best"]
+    columns = ["pool", "candidate", "label", "theta", "delta", "key", "resolution", "m", "accuracy", "macs", "params", "latency", "cost", "is_best"]
     return (pd.DataFrame(rows, columns=columns),
-            pd.DataFrame(refs, columns=["name", "key", "resolution", "accuracy", "macs", "params", "cost"]))
+            pd.DataFrame(refs, columns=["name", "key", "resolution", "accuracy", "macs", "params", "latency", "cost"]))
 
 
 # ---------------------------------------------------------------------------- widths

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -376,3 +377,20 @@ def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
     check = json.loads((tmp_path / "check.json").read_text())
     assert len(check["rows"]) == 3
     assert main(["lut", "check", str(tmp_path / "missing.json")]) == 2
+
+    # the dashboard draws the front in milliseconds and its slider picks by latency
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["PSS_RUNS"] = str(run)
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "main.py"), default_timeout=120)
+        at.run()
+        at.radio(key="page").set_value("Front & Export").run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        slider = at.slider(key="budget_latency")
+        slider.set_value(slider.max).run()
+        assert not at.exception and any("Predicted latency" in c.value for c in at.caption)
+    finally:
+        del os.environ["PSS_RUNS"]
