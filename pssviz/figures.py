@@ -567,8 +567,8 @@ def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x:
     if all(_empty(p) for p in parts + [uniform]):
         return empty_figure(title)
     for df in parts:
-        if not _empty(df) and x not in df.columns:
-            raise ValueError(f"front_figure: column {x!r} missing (have {', '.join(map(str, df.columns))})")
+        if not _empty(df) and (x not in df.columns or df[x].isna().all()):  # e.g. latency of a run without a LUT
+            raise ValueError(f"front_figure: column {x!r} missing or empty (have {', '.join(map(str, df.columns))})")
     colors, labels = pool_colors(_n_pools(None, budgets, front)), _labels(budgets, front)
     fmt = f"{axis} %{{x:.4~s}}<br>accuracy %{{y:.2f}}%"
     traces = _front_traces(front, x, colors, labels, fmt) if not _empty(front) else []
