@@ -136,7 +136,7 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         cells = []
         for r in comparison["runs"]:
             row = r["results"][i]
-            cells.append(f"{'-':>{width}}" if row is None else f"{row['accuracy'] * 100:>{width - 12}.2f}% @ {format_quantity(row['cost']):>7}")
+            cells.append(f"{'-':>{width}}" if row is None else f"{row['accuracy'] * 100:>{width - 11}.2f}% @ {format_quantity(row['cost']):>7}")
         lines.append(f"{format_quantity(b):>16}" + "".join(cells))
     lines.append("accuracy of the most accurate calibrated subnet with cost <= budget ('-': none fits)")
     return "\n".join(lines)
