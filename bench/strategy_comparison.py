@@ -2,8 +2,8 @@
 
 Trains one run per strategy with the `sample` preset's model, data and budgets
 (MobileNetV1 x0.5 on the 5,085-image CIFAR-10 subset), calibrates each the same
-way (`pss calibrate` for pss; `pss search --method random` for the strategies
-without pools, with the same number of calibrated subnets per budget as pss
+way (`pss calibrate` for pss; `pss search --method uniform` for uniform/mutual,
+`--method random` for the other strategies without pools, with the same number of calibrated subnets per budget as pss
 calibrates), then prints `pss compare` at 4 budgets. One run each; the
 validation split is 509 images, so one image is 0.2 points.
 
@@ -49,7 +49,9 @@ def main() -> None:
                 _run(["calibrate", str(run), "--quiet"])
             else:
                 # as many calibrated subnets per budget as `pss calibrate` evaluates (calib_top_k of the preset)
-                _run(["search", str(run), "--method", "random", "--evaluations", "3", "--quiet"])
+                # uniform/mutual trained uniform-width subnets only: search those (fair); others: random from S
+                method = "uniform" if strategy in ("uniform", "mutual") else "random"
+                _run(["search", str(run), "--method", method, "--evaluations", "3", "--quiet"])
         print(f"{strategy}: {time.perf_counter() - t0:.0f} s", flush=True)
         runs.append(str(run))
 

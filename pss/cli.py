@@ -117,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         "  pss search runs/pse --method evolution --budgets 6M,8M,10M --tolerance 400K",
     )
     r.add_argument("run", metavar="RUN_DIR")
-    r.add_argument("--method", choices=["random", "evolution"], default="evolution",
-                   help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (default)")
+    r.add_argument("--method", choices=["random", "evolution", "uniform"], default="evolution",
+                   help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (default); "
+                   "uniform: uniform-width subnets only (the fair search for US-Net/MutualNet runs)")
     r.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units (default: the run's own theta)")
     r.add_argument("--constraint", choices=["macs", "params", "latency"], help="cost of the budgets (default: the run's)")
     r.add_argument("--tolerance", metavar="DELTA", help="half-width of each budget band, e.g. 400K (default: the run's delta)")

@@ -52,7 +52,7 @@ from .errors import PssError
 from .pools import Budget
 from .space import Structure, StructureSpace
 
-METHODS = ("random", "evolution")
+METHODS = ("random", "evolution", "uniform")
 #: Default size of the search: distinct structures calibrated and evaluated per budget.
 DEFAULT_EVALUATIONS = 512
 
@@ -419,6 +419,30 @@ def uniform_sampler(space: StructureSpace) -> SamplerFn:
     return lambda n, rng: space.sample_uniform_arrays(n, rng)
 
 
+def uniform_width_sampler(space: StructureSpace) -> SamplerFn:
+    """US-Net / MutualNet subnets: one width multiplier w ~ U[lower_bound, 1] for every layer, a resolution of S.
+
+    Widths are realised exactly as :meth:`StructureSpace.uniform_structure`
+    does (nearest multiple of the divisor, clipped into each dimension's
+    choices), so every draw is a member of S. Searching these is the fair
+    search for runs trained with ``strategy=uniform`` or ``mutual``, which
+    never train layer-wise widths.
+    """
+    o_max = np.array([d.o_max for d in space.dimensions], dtype=np.float64)
+    low = np.array([d.choices[0] for d in space.dimensions], dtype=np.int64)
+    top = o_max.astype(np.int64)
+    div = space.divisor
+    resolutions = np.asarray(space.resolutions, dtype=np.int64)
+
+    def draw(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        w = rng.uniform(space.lower_bound, 1.0, size=n)
+        widths = np.maximum(div, np.floor(w[:, None] * o_max[None, :] / div + 0.5).astype(np.int64) * div)
+        widths = np.minimum(top[None, :], np.maximum(low[None, :], widths))
+        return widths, resolutions[rng.integers(0, len(resolutions), size=n)]
+
+    return draw
+
+
 def prior_sampler(marginals: Marginals) -> SamplerFn:
     return lambda n, rng: sample_from_prior(marginals, n, rng)
 
@@ -726,9 +750,10 @@ def search_run(
 ) -> dict:
     """`pss search`: search each budget band of a trained run; write the front like `pss calibrate`.
 
-    ``method`` is ``"random"`` (uniform draws from S kept when C in theta +/- delta)
-    or ``"evolution"`` (PSE-Net's prior-distributed evolutionary search, see the
-    module docstring). Budgets are the run's Theta (with its delta, or
+    ``method`` is ``"random"`` (uniform draws from S kept when C in theta +/- delta),
+    ``"uniform"`` (uniform-width subnets only, :func:`uniform_width_sampler`: the
+    fair search for US-Net/MutualNet runs) or ``"evolution"`` (PSE-Net's
+    prior-distributed evolutionary search, see the module docstring). Budgets are the run's Theta (with its delta, or
     ``tolerance``) unless ``budgets`` gives values (in ``constraint``, default
     the run's; delta from ``tolerance`` or the run's). Per budget at most
     ``evaluations_per_budget`` distinct structures are BN-calibrated on
@@ -838,8 +863,9 @@ def search_run(
         uniform_rate = trials_per_valid_sample(uniform_sampler(space), band, cost_fn, np.random.default_rng([seed, 3, t]),
                                                valid=stats_samples, max_trials=max_trials)
         stat: dict[str, Any] = {"index": t, "budget": band.to_json(), "structure_set_in_band": int(in_g.sum())}
-        if method == "random":
-            found, counters = draw_in_band(uniform_sampler(space), band, cost_fn, evaluations_per_budget, rng, max_trials=max_trials)
+        if method in ("random", "uniform"):
+            draw = uniform_sampler(space) if method == "random" else uniform_width_sampler(space)
+            found, counters = draw_in_band(draw, band, cost_fn, evaluations_per_budget, rng, max_trials=max_trials)
             for s in found:
                 evaluate(s)
             stat.update(draws=counters["trials"], valid_samples=counters["in_band"],

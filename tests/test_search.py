@@ -357,3 +357,19 @@ def test_search_rejects_bad_input(trained_run, tmp_path):
         search_run(trained_run, "random", budgets=[1.0], progress=False, device="cpu")
     with pytest.raises(PssError, match="need a tolerance"):
         search_run(trained_run, "random", budgets=[1e5], constraint="params", progress=False, device="cpu")
+
+
+def test_uniform_width_sampler_draws_uniform_members_of_s():
+    """`--method uniform`: every draw is StructureSpace.uniform_structure(w, r) for some w (US-Net's subnets)."""
+    from pss.models import build_spec
+    from pss.search import uniform_width_sampler
+    from pss.space import Structure, StructureSpace
+
+    spec = build_spec("mobilenet_v2", num_classes=10, in_channels=3, width_mult=0.5, stem="cifar")
+    space = StructureSpace(spec.dim_names, spec.dim_max, (24, 28, 32), lower_bound=0.75, divisor=8)
+    widths, res = uniform_width_sampler(space)(500, np.random.default_rng(0))
+    assert set(res.tolist()) == {24, 28, 32}
+    grid = {space.uniform_structure(float(w), int(r)).key for w in np.linspace(0.75, 1.0, 2001) for r in (24, 28, 32)}
+    keys = {Structure(tuple(w), int(r)).key for w, r in zip(widths, res)}
+    assert keys <= grid and len(keys) > 10
+    assert all(space.contains(Structure.from_key(k)) for k in keys)
