@@ -26,6 +26,8 @@ of the batch (:meth:`pss.supernet.Supernet.forward_parallel`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -54,7 +56,7 @@ class Subnet:
     trials: int = 0
 
 
-class Strategy:
+class Strategy(ABC):
     """Chooses the subnets of each batch. Subclasses set the class attributes and :meth:`plan`."""
 
     name: ClassVar[str]
@@ -71,9 +73,9 @@ class Strategy:
         self.max = Subnet(space.max_structure, "max")
         self.pools: list[SubnetPool] = []
 
+    @abstractmethod
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
         """The subnets of the next batch, max first."""
-        raise NotImplementedError
 
     def observe(self, subnets: list[Subnet], ce_losses: list[float]) -> None:
         """Called after the optimizer step with each subnet's cross-entropy on its images."""

@@ -238,7 +238,6 @@ def test_uniform_reference_is_the_nearest_uniform_subnet(gen_run):
     assert ctx.space.contains(__import__("pss.space", fromlist=["Structure"]).Structure.from_key(ref["key"]))
 
 
-@pytest.mark.skipif(not (SAMPLE / "run.json").is_file(), reason="bundled sample run not present")
 def test_the_bundled_sample_run_loads_cleanly():
     data = pssviz.load_run(SAMPLE)
     assert data.problems == []
