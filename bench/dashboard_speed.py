@@ -59,13 +59,15 @@ def main() -> None:
 
     import pssviz
 
-    cold = _timed(lambda: pssviz.load_run(run))
+    colds = [_timed(lambda: pssviz.load_run(run)) for _ in range(3)]  # each parses every snapshot
+    cold = statistics.median(colds)
     cache = pssviz.SnapshotCache()
     pssviz.load_run(run, cache=cache)
     warm = _timed(lambda: pssviz.load_run(run, cache=cache))
     data = pssviz.load_run(run)
     print(f"run: {len(data.epochs)} epochs, {len(data.budgets)} pools, {len(data.entries):,} entry rows, {size / 1e6:.0f} MB on disk")
-    print(f"load_run cold: {cold:.2f} s (target <= 2 s, ratio {cold / 2:.2f})")
+    print(f"load_run cold (all snapshots parsed): median {cold:.2f} s of 3, first {colds[0]:.2f} s "
+          f"(target <= 2 s, ratio {cold / 2:.2f})")
     print(f"load_run warm (per-file cache, a live run's refresh): {warm:.3f} s")
 
     from streamlit.testing.v1 import AppTest
