@@ -19,6 +19,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import pss
 import pssviz
 from pssviz.load import RunData, RunLoadError
 
@@ -55,19 +56,16 @@ def find_runs(root: str) -> list[str]:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the trained supernet…")
-def trained_supernet(path: str, checkpoint_stamp: tuple):
-    """(context, supernet, checkpoint epoch); shared across sessions, never mutated."""
-    from pss.context import load_trained_supernet
-    from pss.runs import open_run
-
-    _, ctx, model, state = load_trained_supernet(open_run(path))
-    for p in model.parameters():
+def trained_run(path: str, checkpoint_stamp: tuple) -> "pss.TrainedRun":
+    """The run with its supernet loaded; shared across sessions, never mutated."""
+    trained = pss.load_trained(path)
+    for p in trained.supernet.parameters():
         p.requires_grad_(False)
-    return ctx, model, int(state["epoch"])
+    return trained
 
 
 def checkpoint_stamp(path: str | Path) -> tuple:
-    st_ = (Path(path) / "checkpoint.pt").stat()
+    st_ = pss.RunDir(path).checkpoint.stat()
     return (st_.st_mtime_ns, st_.st_size)
 
 
@@ -77,7 +75,7 @@ def export_problem(data: RunData) -> str | None:
         return "the run is not calibrated yet"
     if not data.has_checkpoint:
         return "the run has no checkpoint.pt (a generated or trimmed run): nothing to slice weights from"
-    if not (data.path / "calibration" / "bn_stats.pt").is_file():
+    if not data.files.bn_stats_file.is_file():
         return f"calibration/bn_stats.pt is missing; rerun `pss calibrate {data.path}`"
     if data.front_epoch != data.last_epoch:
         return f"the calibration is from epoch {data.front_epoch} but training has reached epoch {data.last_epoch}; recalibrate first"
@@ -87,25 +85,15 @@ def export_problem(data: RunData) -> str | None:
 @st.cache_data(max_entries=16, show_spinner=False)
 def export_zip(path: str, key: str, signature: tuple) -> bytes:
     """The same three files `pss export` writes (model.pt2, state_dict.pt, card.json), zipped."""
-    from pss.export import export_candidate
-
-    loaded = trained_supernet(path, checkpoint_stamp(path))
+    trained = trained_run(path, checkpoint_stamp(path))
     with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
         out = Path(tmp) / "subnet"
-        export_candidate(path, key, out, loaded=loaded)
+        pss.export_candidate(path, key, out, trained=trained)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(out.iterdir()):
-                zf.write(f, arcname=f"{export_name(key)}/{f.name}")
+                zf.write(f, arcname=f"{pss.export_name(key)}/{f.name}")
         return buf.getvalue()
-
-
-def export_name(key: str) -> str:
-    """A file-system friendly name for an export of subnet ``key``."""
-    from pss.space import Structure
-
-    s = Structure.from_key(key)
-    return f"pss-subnet-r{s.resolution}-{s.short_id}"
 
 
 def describe_error(exc: Exception) -> str:

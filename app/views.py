@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import pss
 import state
-from pss.pools import format_quantity
 from pssviz import analysis, figures
 from pssviz.load import RunData
 from texts import CHARTS, INTRO
@@ -85,7 +85,7 @@ def overview(data: RunData, others: list[RunData]) -> None:
         st.subheader("Run")
         st.dataframe(pd.DataFrame({"value": [str(v) for v in info.values()]}, index=list(info.keys())), width="stretch")
         st.subheader(f"Budgets θ ± δ ({_cost_label(data)})")
-        b = data.budgets.assign(theta=data.budgets["theta"].map(format_quantity), delta=data.budgets["delta"].map(format_quantity))
+        b = data.budgets.assign(theta=data.budgets["theta"].map(pss.format_quantity), delta=data.budgets["delta"].map(pss.format_quantity))
         st.dataframe(b[["pool", "label", "theta", "delta"]], hide_index=True, width="stretch")
 
 
@@ -238,7 +238,7 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     with right:
         st.subheader("Chosen subnet")
         if chosen is None:
-            st.warning(f"No calibrated subnet costs at most {format_quantity(budget)} {label}; raise the budget.")
+            st.warning(f"No calibrated subnet costs at most {pss.format_quantity(budget)} {label}; raise the budget.")
         else:
             _chosen_card(data, chosen, constraint)
     if chosen is not None:
@@ -273,14 +273,14 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     c1, c2 = st.columns(2)
     c1.metric("Val. accuracy", f"{chosen['accuracy']:.2%}")
     c2.metric("Input", f"{int(chosen['resolution'])} px")
-    c1.metric("MACs", format_quantity(chosen["macs"]))
-    c2.metric("Parameters", format_quantity(chosen["params"]))
+    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
+    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")
     st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
     st.code(chosen["key"], language=None, wrap_lines=True)
     problem = state.export_problem(data)
-    name = state.export_name(chosen["key"])
+    name = pss.export_name(chosen["key"])
     if problem:
         st.info(f"Export unavailable: {problem}.")
         return
@@ -328,13 +328,9 @@ def _calibrate_button(data: RunData, label: str) -> None:
 
         try:
             if pools_kept:
-                from pss.calibration import calibrate_run
-
-                calibrate_run(data.path, progress=False, on_progress=report)
+                pss.calibrate(data.path, progress=False, on_progress=report)
             else:
-                from pss.search import search_run
-
-                search_run(data.path, method="random", evaluations_per_budget=int(evaluations), progress=False, on_progress=report)
+                pss.search(data.path, method="random", evaluations_per_budget=int(evaluations), progress=False, on_progress=report)
         except Exception as exc:  # a user-facing one-liner, never a traceback
             st.error(f"Calibration failed: {state.describe_error(exc)}")
             return

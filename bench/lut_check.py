@@ -36,8 +36,11 @@ from pathlib import Path
 import torch
 
 from pss.config import load_config
-from pss.context import spec_and_space
-from pss.latency import STATISTICS, compare_with_lut, lut_from_samples, measure_lut_samples, measure_structures, sample_check_structures, write_lut
+from pss.io.lut import write_lut
+from pss.problem.problem import spec_and_space
+from pss.latency.build import lut_from_samples, measure_lut_samples
+from pss.latency.check import compare_with_lut, sample_check_structures
+from pss.latency.timing import STATISTICS, TimingProtocol, measure_structures
 
 
 def _progress(label: str):
@@ -85,15 +88,11 @@ def main() -> None:
     many = len(args.batch_sizes) * len(args.statistics) > 1
     for b in args.batch_sizes:
         t0 = time.perf_counter()
-        lut_samples = measure_lut_samples(
-            spec, space, batch_size=b, warmup=args.warmup, repeats=args.repeats, passes=args.passes,
-            threads=args.threads, channels_last=cfg.channels_last, progress=_progress(f"LUT b={b}"),
-        )
+        protocol = TimingProtocol(batch_size=b, warmup=args.warmup, repeats=args.repeats, passes=args.passes,
+                                  threads=args.threads, channels_last=cfg.channels_last)
+        lut_samples = measure_lut_samples(spec, space, protocol, progress=_progress(f"LUT b={b}"))
         t_lut = time.perf_counter() - t0
-        checked = measure_structures(
-            spec, structures, batch_size=b, warmup=args.warmup, repeats=args.repeats, passes=args.passes,
-            threads=args.threads, channels_last=cfg.channels_last, progress=_progress(f"check b={b}"),
-        )
+        checked = measure_structures(spec, structures, protocol, _progress(f"check b={b}"))
         print(f"\nbatch {b}: {len(lut_samples.runs)} block variants timed in {t_lut:.0f} s, "
               f"{len(structures)} whole models in {checked.seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
         print(f"  {'statistic':>10} {'RMSE ms':>9} {'mean rel':>9} {'median rel':>10} {'max rel':>8} {'<=5%':>5} "

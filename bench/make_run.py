@@ -5,10 +5,10 @@ long one (250 epochs x 20 pools x 50 entries by default) without spending days
 of CPU on training. This script writes one in seconds:
 
 * the config, structure space S, cost model C(.), budgets Theta, structure set
-  G and its buckets G^t are the REAL ones of a preset (``SupernetContext`` and
+  G and its buckets G^t are the REAL ones of a preset (``Problem.build`` and
   ``StructureDistributionSampler`` of ``pss``), with ``budget_count``,
   ``pool_size`` and ``epochs`` overridden;
-* the pools are real :class:`pss.pools.SubnetPool` objects filled by the real
+* the pools are real :class:`pss.sampling.pools.SubnetPool` objects filled by the real
   Alg. 3 bookkeeping (``SubnetPool.record``): medium subnets come from Eq. 4
   (the per-budget marginals of G^t, drawn in bulk, so every entry's cost lies
   in theta_t +/- delta and ``mean_trials`` are real trial counts) with
@@ -16,9 +16,11 @@ of CPU on training. This script writes one in seconds:
 * only the numbers a network would produce are made up, deterministically from
   ``seed``: the batch losses behind m, the epoch losses, validation
   accuracies, timings, and the calibrated accuracies of the front;
-* run.json and the snapshots are written by the trainer's own
-  ``write_run_file`` / ``write_snapshot`` / ``pool_snapshot``, the front with
-  the records of ``pss.calibration``, all through ``pss.runs.atomic_write_json``.
+* run.json, the snapshots and the front are the documents of the run format
+  itself (``run_document`` / ``snapshot_document`` / ``pool_document`` /
+  ``front_document`` of :mod:`pss.io.run`), written atomically by
+  ``RunDir.write_run`` / ``write_snapshot`` / ``write_front``, as training and
+  ``pss calibrate`` write them.
 
 There is deliberately no ``checkpoint.pt`` and no ``calibration/bn_stats.pt``:
 the run can be viewed but not calibrated or exported. run.json carries a
@@ -34,20 +36,20 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from pss.calibration import CalibratedSubnet, front_record
 from pss.config import load_config
-from pss.context import SupernetContext
 from pss.data import CIFAR10_CLASSES
 from pss.errors import PssError
-from pss.pools import PoolCounters, SubnetPool, pools_from_budgets
-from pss.runs import RunDir, atomic_write_json
-from pss.sampling import StructureDistributionSampler, pool_temperature, prioritized_probs, space_sampling_probability
-from pss.space import Structure
-from pss.trainer import PssTrainer, cosine_lr
+from pss.evaluate.selection import CalibratedSubnet
+from pss.io.run import RunDir, front_document, run_document, snapshot_document
+from pss.problem.problem import Problem
+from pss.problem.space import Structure
+from pss.sampling.marginals import StructureDistributionSampler
+from pss.sampling.pools import PoolCounters, SubnetPool, pools_from_budgets
+from pss.sampling.prioritized import pool_temperature, prioritized_probs, space_sampling_probability
+from pss.training.schedules import cosine_lr
 
 GENERATED = "bench/make_run.py (synthetic values, real structures and costs)"
 
@@ -58,7 +60,7 @@ EPOCH_SECONDS = 600.0  # the cifar10-mbv2 preset's "about 10 min/epoch on 2 CPU 
 
 
 class _SyntheticData:
-    """Stands in for a DataBundle: only ``describe()`` is used by write_run_file."""
+    """Stands in for a DataBundle: only ``describe()`` (run.json's ``dataset``) is used."""
 
     def __init__(self, num_classes: int, in_channels: int) -> None:
         names = list(CIFAR10_CLASSES) if num_classes == 10 else [f"class_{i}" for i in range(num_classes)]
@@ -82,23 +84,6 @@ class _SyntheticData:
         return dict(self.info)
 
 
-class _Writer:
-    """Just the attributes the trainer's writers read; the writers themselves are the trainer's."""
-
-    write_run_file = PssTrainer.write_run_file
-    write_snapshot = PssTrainer.write_snapshot
-    pool_snapshot = PssTrainer.pool_snapshot
-
-    def __init__(self, cfg, ctx: SupernetContext, run: RunDir, data: _SyntheticData, sampler, pools, batches_per_epoch: int) -> None:
-        self.cfg, self.ctx, self.run, self.data, self.sampler, self.pools = cfg, ctx, run, data, sampler, pools
-        self.space, self.costs, self.budgets = ctx.space, ctx.cost_model, ctx.budgets
-        self.max_structure, self.min_structure = ctx.space.max_structure, ctx.space.min_structure
-        self.batches_per_epoch = batches_per_epoch
-        self.device = "cpu"
-        self.step = 0
-        self.optimizer = SimpleNamespace(param_groups=[{"lr": cfg.lr}])
-
-
 class _Eq4Stream:
     """Case 1 of Alg. 3 for one budget, drawn in bulk from the bucket marginals of Eq. 4.
 
@@ -109,12 +94,11 @@ class _Eq4Stream:
     trials, as the real sampler reports it.
     """
 
-    def __init__(self, ctx: SupernetContext, sampler: StructureDistributionSampler, t: int, constraint: str,
+    def __init__(self, problem: Problem, sampler: StructureDistributionSampler, t: int, constraint: str,
                  rng: np.random.Generator, chunk: int = 8192) -> None:
-        self.choices = [np.asarray(d.choices) for d in ctx.space.dimensions] + [np.asarray(ctx.space.resolutions)]
         self.marginals = sampler.buckets[t].marginals
-        self.budget = ctx.budgets[t]
-        self.cost_array = lambda w, r: ctx.cost_model.cost_array(constraint, w, r)
+        self.budget = problem.budgets[t]
+        self.cost_array = problem.cost_fn(constraint)
         self.sampler, self.rng, self.chunk = sampler, rng, chunk
         self.widths = self.res = self.accepted = self.gaps = None
         self.next = 0  # position in accepted
@@ -122,17 +106,16 @@ class _Eq4Stream:
 
     def _refill(self) -> None:
         while self.accepted is None or self.next >= len(self.accepted):
-            cols = [c[self.rng.choice(len(c), size=self.chunk, p=p)] for c, p in zip(self.choices, self.marginals)]
-            widths = np.stack(cols[:-1], axis=1)
-            costs = self.cost_array(widths, cols[-1])
-            ok = np.flatnonzero(np.abs(costs - self.budget.value) <= self.budget.tolerance)
+            widths, res = self.marginals.sample(self.chunk, self.rng)
+            costs = self.cost_array(widths, res)
+            ok = np.flatnonzero(self.budget.contains_array(costs))
             if ok.size == 0:
                 self.carry += self.chunk
                 continue
             gaps = np.diff(ok, prepend=-1)
             gaps[0] += self.carry
             self.carry = self.chunk - 1 - int(ok[-1])
-            self.widths, self.res = widths[ok].tolist(), cols[-1][ok].tolist()
+            self.widths, self.res = widths[ok].tolist(), res[ok].tolist()
             self.accepted, self.gaps, self.next = ok, gaps.tolist(), 0
 
     def draw(self) -> tuple[Structure, int]:
@@ -149,11 +132,10 @@ class _Eq4Stream:
 class _Dynamics:
     """Made-up but plausible training curves, all decreasing losses / increasing accuracies."""
 
-    def __init__(self, ctx: SupernetContext, constraint: str, rng: np.random.Generator) -> None:
+    def __init__(self, problem: Problem, constraint: str, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.ctx, self.constraint = ctx, constraint
-        self.c_min = ctx.cost_model.cost(constraint, ctx.space.min_structure)
-        self.c_max = ctx.cost_model.cost(constraint, ctx.space.max_structure)
+        self.problem, self.constraint = problem, constraint
+        self.c_min, self.c_max = problem.cost_range(constraint)
         self.quality: dict[str, float] = {}  # hidden per-structure offset of its loss
         self.costs: dict[str, dict] = {}
 
@@ -176,7 +158,7 @@ class _Dynamics:
     def structure_costs(self, s: Structure) -> dict:
         c = self.costs.get(s.key)
         if c is None:
-            c = self.costs[s.key] = self.ctx.cost_model.costs(s)
+            c = self.costs[s.key] = self.problem.cost_model.costs(s)
             self.quality[s.key] = float(self.rng.normal(0.0, 0.06))
         return c
 
@@ -201,29 +183,27 @@ def make_run(out: Path, *, epochs: int = 250, pools: int = 20, entries: int = 50
         raise PssError("top_k must be at least 1")
     cfg = load_config(preset, {"budget_count": pools, "budget_step": None, "pool_size": entries, "epochs": epochs, "seed": seed})
     data = _SyntheticData(10, 3)
-    ctx = SupernetContext.build(cfg, data.info["num_classes"], data.info["in_channels"])
+    problem = Problem.build(cfg, data.info["num_classes"], data.info["in_channels"])
     rng = np.random.default_rng(seed)
     sampler = StructureDistributionSampler(
-        ctx.space, lambda w, r: ctx.cost_model.cost_array(cfg.constraint, w, r), ctx.budgets, rng,
+        problem.space, problem.cost_fn(cfg.constraint), problem.budgets, rng,
         set_size=cfg.structure_set_size, max_trials=cfg.max_trials,
     )
-    empty = [b.label for b, n in zip(ctx.budgets, sampler.bucket_sizes) if n == 0]
+    empty = [b.label for b, n in zip(problem.budgets, sampler.bucket_sizes) if n == 0]
     if empty:
         raise PssError(f"no structure in S meets budget(s) {', '.join(empty)}; use fewer pools")
-    T = len(ctx.budgets)
+    T = len(problem.budgets)
     batches = NUM_TRAIN // cfg.batch_size
     warmup = int(round(cfg.warmup_epochs * batches))
     total_steps = batches * cfg.epochs
-    pool_list: list[SubnetPool] = pools_from_budgets(ctx.budgets, cfg.pool_size)
-    streams = [_Eq4Stream(ctx, sampler, t, cfg.constraint, rng) for t in range(T)]
-    dyn = _Dynamics(ctx, cfg.constraint, rng)
+    pool_list: list[SubnetPool] = pools_from_budgets(problem.budgets, cfg.pool_size)
+    streams = [_Eq4Stream(problem, sampler, t, cfg.constraint, rng) for t in range(T)]
+    dyn = _Dynamics(problem, cfg.constraint, rng)
     run = RunDir(out)
-    writer = _Writer(cfg, ctx, run, data, sampler, pool_list, batches)
     run.path.mkdir(parents=True, exist_ok=True)
-    writer.write_run_file()
-    run_json = run.read_run()
+    run_json = run_document(cfg, data.describe(), problem, sampler.bucket_sizes, batches, "cpu")
     run_json["generated"] = GENERATED
-    atomic_write_json(run.run_file, run_json)
+    run.write_run(run_json)
 
     lam = cfg.metric_lambda
     val_acc = {"max": 0.0, "min": 0.0}
@@ -259,39 +239,36 @@ def make_run(out: Path, *, epochs: int = 250, pools: int = 20, entries: int = 50
 
         x_end = (epoch + 1) / cfg.epochs
         level = dyn.loss_max(x_mid)
-        writer.step = (epoch + 1) * batches
-        writer.optimizer.param_groups[0]["lr"] = cosine_lr(writer.step - 1, total_steps, warmup, cfg.lr)
+        step = (epoch + 1) * batches
         seconds = float(EPOCH_SECONDS * rng.lognormal(0.0, 0.03))
         val_acc = {
             "max": dyn.quantise(dyn.acc_max(x_end) + rng.normal(0.0, 0.006), NUM_VAL),
             "min": dyn.quantise(dyn.acc_min(x_end) + rng.normal(0.0, 0.008), NUM_VAL),
         }
-        stats = {
-            "losses": {
-                "max": level * float(rng.lognormal(0.0, 0.02)),
-                "medium": 0.30 * level * float(rng.lognormal(0.0, 0.05)),
-                "min": 0.45 * level * float(rng.lognormal(0.0, 0.05)),
-            },
-            "val_acc": val_acc,
-            "seconds": seconds,
-            "images_per_second": batches * cfg.batch_size / seconds,
-            "progress_end": x_end,
+        losses = {
+            "max": level * float(rng.lognormal(0.0, 0.02)),
+            "medium": 0.30 * level * float(rng.lognormal(0.0, 0.05)),
+            "min": 0.45 * level * float(rng.lognormal(0.0, 0.05)),
         }
-        writer.write_snapshot(epoch + 1, stats)
+        run.write_snapshot(snapshot_document(
+            epoch=epoch + 1, epochs=cfg.epochs, step=step, lr=cosine_lr(step - 1, total_steps, warmup, cfg.lr),
+            progress=x_end, p_end=cfg.p_end, eta_end=cfg.eta_end, losses=losses, val_acc=val_acc, seconds=seconds,
+            images_per_second=batches * cfg.batch_size / seconds, sampler_fallbacks=sampler.fallbacks, pools=pool_list,
+        ))
 
     if front:
-        _write_front(run, cfg, ctx, dyn, pool_list, val_acc, top_k, rng)
+        _write_front(run, cfg, problem, dyn, pool_list, val_acc, top_k, rng)
     return run.path
 
 
-def _write_front(run: RunDir, cfg, ctx: SupernetContext, dyn: _Dynamics, pool_list: list[SubnetPool],
+def _write_front(run: RunDir, cfg, problem: Problem, dyn: _Dynamics, pool_list: list[SubnetPool],
                  val_acc: dict, top_k: int, rng: np.random.Generator) -> None:
     """calibration/front.json as `pss calibrate` writes it, with made-up calibrated accuracies."""
     acc_hi = val_acc["max"] + 0.004  # calibrating on more images helps a little
     acc_lo = val_acc["min"] + 0.006
 
     def accuracy(s: Structure, quality: float) -> float:
-        size = dyn.size(ctx.cost_model.cost(cfg.constraint, s))
+        size = dyn.size(problem.cost_model.cost(cfg.constraint, s))
         acc = acc_lo + (acc_hi - acc_lo) * size**0.6 - 0.05 * quality + rng.normal(0.0, 0.004)
         return dyn.quantise(acc, NUM_VAL)
 
@@ -301,11 +278,11 @@ def _write_front(run: RunDir, cfg, ctx: SupernetContext, dyn: _Dynamics, pool_li
     per_pool = [[calibrated(e.structure, e.m, dyn.quality.get(e.structure.key, 0.0), e.costs) for e in p.top(top_k)]
                 for p in pool_list]
     references = {}
-    for name, s, acc in (("max", ctx.space.max_structure, acc_hi), ("min", ctx.space.min_structure, acc_lo)):
-        references[name] = CalibratedSubnet(s, None, dyn.quantise(acc, NUM_VAL), ctx.cost_model.costs(s), float(rng.uniform(9.0, 15.0))).to_json()
-    doc = front_record(cfg.epochs, cfg.constraint, top_k, min(cfg.calib_images, NUM_TRAIN), NUM_VAL,
-                       [p.budget for p in pool_list], per_pool, references)
-    atomic_write_json(run.front_file, doc)
+    for name, s, acc in (("max", problem.space.max_structure, acc_hi), ("min", problem.space.min_structure, acc_lo)):
+        references[name] = CalibratedSubnet(s, None, dyn.quantise(acc, NUM_VAL), problem.cost_model.costs(s), float(rng.uniform(9.0, 15.0))).to_json()
+    doc = front_document(cfg.epochs, cfg.constraint, top_k, min(cfg.calib_images, NUM_TRAIN), NUM_VAL,
+                         [p.budget for p in pool_list], per_pool, references)
+    run.write_front(doc)
 
 
 def _tree_bytes(path: Path) -> int:

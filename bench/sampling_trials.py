@@ -17,8 +17,8 @@ import argparse
 import numpy as np
 
 from pss.config import load_config
-from pss.context import SupernetContext
-from pss.sampling import StructureDistributionSampler, naive_trials
+from pss.problem.problem import Problem
+from pss.sampling.marginals import StructureDistributionSampler, naive_trials
 
 CAP = 10_000_000
 
@@ -36,7 +36,7 @@ def main() -> None:
     ]
     for title, overrides, classes in cases:
         cfg = load_config("cifar10-mbv2", overrides)
-        ctx = SupernetContext.build(cfg, classes, 3)
+        ctx = Problem.build(cfg, classes, 3)
         rng = np.random.default_rng(0)
         fn = ctx.cost_model.macs_array
         sampler = StructureDistributionSampler(ctx.space, fn, ctx.budgets, rng, set_size=cfg.structure_set_size, max_trials=10**6)

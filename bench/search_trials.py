@@ -31,20 +31,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pss.context import context_from_run  # noqa: E402
-from pss.pools import Budget, format_quantity  # noqa: E402
-from pss.runs import open_run  # noqa: E402
-from pss.sampling import generate_structure_set  # noqa: E402
-from pss.search import (  # noqa: E402
-    band_records,
-    counting_marginals,
-    in_band,
-    load_loss_records,
-    prior_marginals,
-    prior_sampler,
-    trials_per_valid_sample,
-    uniform_sampler,
-)
+from pss.problem.budgets import Budget  # noqa: E402
+from pss.units import format_quantity  # noqa: E402
+from pss.io.run import open_run  # noqa: E402
+from pss.sampling.marginals import Marginals, generate_structure_set, marginals_draw, trials_per_valid_sample, uniform_draw  # noqa: E402
+from pss.evolution.prior import prior_marginals  # noqa: E402
+from pss.evolution.records import band_records  # noqa: E402
+from pss.workflows.search import load_loss_records  # noqa: E402
 
 SAMPLE_RUN = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
 
@@ -72,7 +65,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     run = open_run(args.run)
     run_json = run.read_run()
-    cfg, ctx = context_from_run(run_json)
+    cfg, ctx = run.read_problem(run_json)
     kind = run_json["constraint"]
     cost_fn = functools.partial(ctx.cost_model.cost_array, kind)
     records = load_loss_records(run)
@@ -95,13 +88,13 @@ def main(argv=None) -> int:
         return f"{v:.3g}"
 
     for i, (name, band) in enumerate(bands_of(ctx, kind, run_budgets)):
-        base = counting_marginals(ctx.space, gw[in_band(gc, band)], gr[in_band(gc, band)])
+        base = Marginals.count(ctx.space, gw[band.contains_array(gc)], gr[band.contains_array(gc)])
         br = band_records(records, ctx.space, cost_fn, band)
         samplers = {
-            "uniform": uniform_sampler(ctx.space),
-            "set": prior_sampler(base),
-            "eq16": prior_sampler(prior_marginals(records, ctx.space, cost_fn, band, quality=False, base=base, pseudo_count=16)),
-            "eq20": prior_sampler(prior_marginals(records, ctx.space, cost_fn, band, quality=True, base=base, pseudo_count=16)),
+            "uniform": uniform_draw(ctx.space),
+            "set": marginals_draw(base),
+            "eq16": marginals_draw(prior_marginals(records, ctx.space, cost_fn, band, quality=False, base=base, pseudo_count=16)),
+            "eq20": marginals_draw(prior_marginals(records, ctx.space, cost_fn, band, quality=True, base=base, pseudo_count=16)),
         }
         cells = {k: trials_per_valid_sample(s, band, cost_fn, np.random.default_rng([args.seed, i, j]), valid=args.valid,
                                             max_trials=args.max_trials)

@@ -2,7 +2,7 @@
 
 One PSS step (Alg. 2) trains the max, a prioritized medium and the min subnet
 through the slimmable supernet. The ideal is the cost of training those three
-subnets as separate dense models (``pss.supernet.extract_subnet``) on the same
+subnets as separate dense models (``pss.nn.supernet.extract_subnet``) on the same
 batch. The ratio measures what slicing, sampling, resizing and distillation
 add. Target: <= 1.15.
 
@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from pss.config import load_config
-from pss.data import DataConfig, load_data
-from pss.supernet import extract_subnet, resize_batch
-from pss.trainer import PssTrainer, param_groups
+from pss.config import DataConfig
+from pss.data import load_data
+from pss.nn.supernet import extract_subnet, resize_batch
+from pss.training.schedules import param_groups
+from pss.training.trainer import Trainer
 
 
 def _sync(device):
@@ -64,9 +66,8 @@ def main() -> None:
     cfg = load_config(args.preset, {"dataset": "synthetic", "batch_size": args.batch_size, "progress": False, "device": args.device,
                                     "structure_set_size": 20000, "pool_size": 10})
     data = load_data(DataConfig(dataset="synthetic", seed=0))
-    import tempfile
 
-    trainer = PssTrainer(cfg, tempfile.mkdtemp(), data)
+    trainer = Trainer.build(cfg, data)
     dev = trainer.device
     gen = torch.Generator().manual_seed(0)
     batches = iter(data.train_batches(args.batch_size, gen, dev))

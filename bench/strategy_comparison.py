@@ -57,7 +57,7 @@ def main() -> None:
 
     import json
 
-    from pss.compare import compare_runs, format_comparison, write_comparison
+    from pss.api import compare_runs, format_comparison, write_comparison
 
     budgets = args.budgets.split(",") if args.budgets else None
     if budgets is None:

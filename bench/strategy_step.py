@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
 from pss.config import load_config
-from pss.data import DataConfig, load_data
-from pss.trainer import PssTrainer, param_groups
+from pss.config import DataConfig
+from pss.data import load_data
+from pss.training.schedules import param_groups
+from pss.training.trainer import Trainer
 
 DEFAULT_STRATEGIES = ("pss", "uniform", "mutual", "random", "pse")
 
@@ -61,11 +62,11 @@ def main() -> None:
             "dataset": "synthetic", "batch_size": args.batch_size, "progress": False, "device": args.device,
             "structure_set_size": 20000, "pool_size": 10, "strategy": name, "num_subnets": args.num_subnets,
         })
-        trainers[name] = PssTrainer(cfg, tempfile.mkdtemp(), data)
+        trainers[name] = Trainer.build(cfg, data)
     ref = trainers[names[0]]
     cfg, dev = ref.cfg, ref.device
     # The reference: the max subnet alone, on its own copy of the supernet and optimizer.
-    ref_model = type(ref.model)(ref.ctx.spec).to(dev)
+    ref_model = type(ref.model)(ref.problem.spec).to(dev)
     if cfg.channels_last:
         ref_model = ref_model.to(memory_format=torch.channels_last)
     ref_opt = torch.optim.SGD(param_groups(ref_model, cfg.weight_decay), lr=1e-3, momentum=cfg.momentum, nesterov=cfg.nesterov)

@@ -11,14 +11,14 @@ after the validation holdout).
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
 import torch
 
 from pss.config import load_config
-from pss.data import DataConfig, load_data
-from pss.trainer import PssTrainer
+from pss.config import DataConfig
+from pss.data import load_data
+from pss.training.trainer import Trainer
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     print(f"{'preset':<18} {'model':<22} {'max MACs':>9} {'batch':>6} {'img/s':>7} {'min/epoch (45k)':>16}")
     for name in args.presets:
         cfg = load_config(name, {"dataset": "synthetic", "progress": False, "device": args.device, "structure_set_size": 20000})
-        trainer = PssTrainer(cfg, tempfile.mkdtemp(), data)
+        trainer = Trainer.build(cfg, data)
         gen = torch.Generator().manual_seed(0)
         batches = list(data.train_batches(cfg.batch_size, gen, trainer.device))
         cl = cfg.channels_last

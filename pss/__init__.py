@@ -1,13 +1,31 @@
-"""pss-explorer: train, inspect and export resource-adaptive supernets (PSS-Net)."""
+"""pss-explorer: train, inspect and export resource-adaptive supernets (PSS-Net).
 
-__version__ = "0.1.0"
+The public API is :mod:`pss.api` (``pss.training``, ``pss.calibrate``,
+``pss.export_subnet``, ``pss.load_subnet``, ...). Its names are loaded on first
+use, so that ``import pss.io.run`` (what the dashboard's ``pssviz`` does) does
+not import torch.
+"""
+
+import importlib.util
+
+from .version import __version__
 
 
-def load_subnet(directory):
-    """Rebuild an exported subnet (state dict + card) as a dense ``torch.nn.Module``."""
-    from .export import load_subnet as _load
+def __getattr__(name: str):
+    # PEP 562: the API pulls in torch; load it only when one of its names is used.
+    if name.startswith("__") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(f"module 'pss' has no attribute {name!r}")  # a submodule is imported, never the API for it
+    from . import api
 
-    return _load(directory)
+    if name in api.__all__:
+        return getattr(api, name)
+    raise AttributeError(f"module 'pss' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "load_subnet"]
+def __dir__() -> list[str]:
+    from . import api
+
+    return sorted(set(globals()) | set(api.__all__))
+
+
+__all__ = ["__version__"]

@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from pathlib import Path
 from typing import Sequence
 
+import pss as api  # the lazy public API: `pss --help` answers before torch is imported
+
+from .config import SEARCH_METHODS, config_keys_help, parse_set_options
 from .errors import PssError
+from .units import COST_KINDS, parse_quantities
+from .version import __version__
 
 EPILOG_TRAIN = """\
 examples:
@@ -34,9 +41,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .config import config_keys_help
-
     p = _Parser(
         prog="pss",
         description="Train, inspect, calibrate and export resource-adaptive supernets with Prioritized Subnet Sampling (PSS-Net).",
@@ -92,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--budget", required=True, metavar="VALUE", help="resource budget with an optional unit: 30M, 1.2G, 450K")
     e.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
-    e.add_argument("--constraint", choices=["macs", "params", "latency"], default=None,
+    e.add_argument("--constraint", choices=list(COST_KINDS), default=None,
                    help="cost kind of --budget: pick among that kind's pools (runs trained with extra_constraints); default: the run's constraint")
 
     k = sub.add_parser(
@@ -117,11 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         "  pss search runs/pse --method evolution --budgets 6M,8M,10M --tolerance 400K",
     )
     r.add_argument("run", metavar="RUN_DIR")
-    r.add_argument("--method", choices=["random", "evolution", "uniform"], default="evolution",
+    r.add_argument("--method", choices=list(SEARCH_METHODS), default="evolution",
                    help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (default); "
                    "uniform: uniform-width subnets only (the fair search for US-Net/MutualNet runs)")
     r.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units (default: the run's own theta)")
-    r.add_argument("--constraint", choices=["macs", "params", "latency"], help="cost of the budgets (default: the run's)")
+    r.add_argument("--constraint", choices=list(COST_KINDS), help="cost of the budgets (default: the run's)")
     r.add_argument("--tolerance", metavar="DELTA", help="half-width of each budget band, e.g. 400K (default: the run's delta)")
     r.add_argument("--evaluations", type=int, metavar="N", help="distinct subnets calibrated and validated per budget (default 512)")
     r.add_argument("--top-k", type=int, metavar="K", help="candidates kept per budget (default: the run's calib_top_k)")
@@ -185,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     m.add_argument("runs", nargs="+", metavar="RUN_DIR", help="calibrated run directories (`pss calibrate` or `pss search`)")
     m.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units, e.g. 6M,8M (default: the first run's theta + delta)")
-    m.add_argument("--constraint", choices=["macs", "params", "latency"], help="cost to compare on (default: the first run's)")
+    m.add_argument("--constraint", choices=list(COST_KINDS), help="cost to compare on (default: the first run's)")
     m.add_argument("--names", metavar="N1,N2,...", help="labels for the runs (default: folder names)")
     m.add_argument("--out", metavar="FILE", help="comparison file to write (default: FIRST_RUN/comparisons/NAMES.json)")
     m.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
@@ -193,131 +197,46 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_search(args) -> int:
-    from .info import format_front
-    from .pools import parse_quantity
-    from .search import search_run
-
-    budgets = [parse_quantity(b.strip()) for b in args.budgets.split(",") if b.strip()] if args.budgets else None
     knobs = {k: v for k, v in (("population", args.population), ("parents", args.parents),
                                ("mutation_prob", args.mutation_prob), ("generations", args.generations)) if v is not None}
     extra = {"evaluations_per_budget": args.evaluations} if args.evaluations is not None else {}
-    front = search_run(
-        args.run, method=args.method, budgets=budgets, constraint=args.constraint,
-        tolerance=parse_quantity(args.tolerance) if args.tolerance else None, top_k=args.top_k, images=args.images,
+    front = api.search(
+        args.run, method=args.method, budgets=parse_quantities(args.budgets), constraint=args.constraint,
+        tolerance=api.parse_quantity(args.tolerance) if args.tolerance else None, top_k=args.top_k, images=args.images,
         device=args.device, seed=args.seed, progress=not args.quiet, **extra, **knobs,
     )
-    print(format_front(front))
+    print(api.format_front(front))
     return 0
-
-
-#: classes and channels of the built-in datasets, for building a LUT without loading data
-_DATASET_SHAPES = {"cifar10": (10, 3), "cifar100": (100, 3), "fashion-mnist": (10, 1), "npz": (10, 3), "synthetic": (10, 3)}
-
-
-def _tqdm_progress(enabled: bool, desc: str):
-    """A (done, total, what) callback drawing one tqdm bar, and a closer."""
-    if not enabled:
-        return None, lambda: None
-    from tqdm.auto import tqdm
-
-    bar = {}
-
-    def report(done: int, total: int, what: str) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=desc, dynamic_ncols=True)
-        b = bar["bar"]
-        b.total = total
-        b.n = done
-        b.set_postfix_str(str(what)[:40], refresh=False)
-        b.refresh()
-
-    return report, lambda: bar.get("bar") and bar["bar"].close()
 
 
 def _cmd_lut(args) -> int:
     if args.lut_command is None:
         raise PssError("say what to do: `pss lut build ...` or `pss lut check ...` (see `pss lut --help`)")
-    from . import latency
-
     if args.lut_command == "build":
-        from pathlib import Path
-
-        from .config import TrainConfig, load_config, parse_set_options
-        from .runs import RunDir
-
-        overrides = parse_set_options(args.set)
-        source = RunDir(args.source)
-        if source.is_run():
-            run_json = source.read_run()
-            cfg = TrainConfig.from_mapping(run_json["config"], "run.json").update(overrides, "--set")
-            classes, channels = int(run_json["dataset"]["num_classes"]), int(run_json["dataset"]["in_channels"])
-        else:
-            cfg = load_config(args.source, overrides)
-            if cfg.dataset not in _DATASET_SHAPES:
-                raise PssError(f"cannot tell the classes of dataset {cfg.dataset!r} without loading it; build the LUT from a run directory instead")
-            classes, channels = _DATASET_SHAPES[cfg.dataset]
-        out = Path(args.out).expanduser()
-        if out.is_dir():
-            raise PssError(f"--out {out} is a directory; give a file name such as {out / 'lut.json'}")
         knobs = {k: v for k, v in (("warmup", args.warmup), ("repeats", args.repeats), ("threads", args.threads)) if v is not None}
-        report, close = _tqdm_progress(not args.quiet, "timing blocks")
-        try:
-            table = latency.build_lut_from_config(cfg, classes, channels, device=args.device, batch_size=args.batch_size, progress=report, **knobs)
-        finally:
-            close()
-        latency.write_lut(out, table)
+        out = api.build_lut_file(args.source, args.out, parse_set_options(args.set), device=args.device,
+                                 batch_size=args.batch_size, progress=not args.quiet, **knobs)
         print(f"latency LUT written to {out}; train with: --set constraint=latency --set latency_lut={out}")
         return 0
-
-    from pathlib import Path
-
-    from .models import build_spec
-    from .space import StructureSpace
-
-    table = latency.load_lut(args.lut)
-    data = table.data
-    spec = build_spec(**{k: v for k, v in data["model"].items() if k != "family"})
-    sp = data["space"]
-    space = StructureSpace(spec.dim_names, spec.dim_max, sp["resolutions"], lower_bound=sp["lower_bound"], divisor=sp["divisor"])
-    table.check_matches(spec, space)
-    report, close = _tqdm_progress(not args.quiet, "timing subnets")
-    try:
-        result = latency.check_lut(table, spec, space, n=args.n, seed=args.seed, progress=report)
-    finally:
-        close()
+    result = api.check_lut_file(args.lut, n=args.n, seed=args.seed, progress=not args.quiet, json_out=args.json, html_out=args.html)
     print(result.summary())
-    if args.json:
-        from .runs import atomic_write_json
-
-        atomic_write_json(Path(args.json).expanduser(), result.to_json())
     if args.html:
-        try:
-            from pssviz.latency import lut_check_figure
-        except ImportError:
-            raise PssError("--html needs plotly (pip install plotly)") from None
-        path = Path(args.html).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lut_check_figure(result).write_html(str(path), include_plotlyjs=True)
-        print(f"figure written to {path}")
+        print(f"figure written to {Path(args.html).expanduser()}")
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from .compare import compare_runs, format_comparison, write_comparison
-
     budgets = [b.strip() for b in args.budgets.split(",") if b.strip()] if args.budgets else None
     names = [n.strip() for n in args.names.split(",")] if args.names else None
-    comparison = compare_runs(args.runs, budgets, args.constraint, names)
-    path = write_comparison(comparison, args.out)
-    print(json.dumps(comparison, indent=1) if args.json else format_comparison(comparison))
+    comparison = api.compare_runs(args.runs, budgets, args.constraint, names)
+    path = api.write_comparison(comparison, args.out)
+    print(json.dumps(comparison, indent=1) if args.json else api.format_comparison(comparison))
     print(f"comparison written to {path}", file=sys.stderr)
     return 0
 
 
 def _cmd_pack(args) -> int:
-    from .runs import pack_checkpoint
-
-    before, after = pack_checkpoint(args.run)
+    before, after = api.pack_checkpoint(args.run)
     if before == after:
         print(f"{args.run}: checkpoint already packed ({after / 1e6:.1f} MB)")
     else:
@@ -326,34 +245,28 @@ def _cmd_pack(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .config import TrainConfig, load_config, parse_set_options
-    from .runs import RunDir
-    from .trainer import train
-
     overrides = parse_set_options(args.set)
     if args.quiet:
         overrides["progress"] = False
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     if args.resume:
-        run = RunDir(args.out)
+        run = api.RunDir(args.out)
         if not run.is_run():
             raise PssError(f"cannot resume: {run.path} is not a pss run directory (no run.json)")
         if set(overrides) - {"epochs", "progress"}:
             raise PssError("--set cannot change a run being resumed (only --epochs can extend it); start a new run instead")
-        cfg = TrainConfig.from_mapping(run.read_run()["config"], "run.json")
+        cfg = run.read_config()
         cfg.update(overrides, "--epochs")
     else:
-        cfg = load_config(args.config, overrides)
-    run = train(cfg, args.out, resume=args.resume, force=args.force)
+        cfg = api.load_config(args.config, overrides)
+    run = api.train(cfg, args.out, resume=args.resume, force=args.force)
     print(f"run written to {run.path}; next: pss calibrate {run.path}")
     return 0
 
 
 def _cmd_presets(args) -> int:
-    from .config import list_presets
-
-    presets = list_presets()
+    presets = api.list_presets()
     width = max(len(n) for n in presets)
     for name, desc in presets.items():
         print(f"{name:<{width}}  {desc}")
@@ -361,30 +274,23 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .info import run_summary, format_summary
-
-    summary = run_summary(args.run)
-    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    summary = api.run_summary(args.run)
+    print(json.dumps(summary, indent=1) if args.json else api.format_summary(summary))
     return 0
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibration import calibrate_run
-    from .info import format_front
-
-    front = calibrate_run(args.run, top_k=args.top_k, images=args.images, device=args.device, progress=not args.quiet)
-    print(format_front(front))
+    front = api.calibrate(args.run, top_k=args.top_k, images=args.images, device=args.device, progress=not args.quiet)
+    print(api.format_front(front))
     return 0
 
 
 def _cmd_export(args) -> int:
-    from .export import export_subnet
-    from .pools import format_quantity
-
-    card = export_subnet(args.run, args.budget, args.out, kind=args.constraint)
+    card = api.export_subnet(args.run, args.budget, args.out, kind=args.constraint)
     print(
-        f"exported {card['key']} for {card['budget']['label']} ({format_quantity(card['macs'])} MACs, {format_quantity(card['params'])} params, "
-        f"val acc {card['accuracy']:.4f}, input {card['input']['resolution']}px) to {args.out}"
+        f"exported {card['key']} for {card['budget']['label']} ({api.format_quantity(card['macs'])} MACs, "
+        f"{api.format_quantity(card['params'])} params, val acc {card['accuracy']:.4f}, "
+        f"input {card['input']['resolution']}px) to {args.out}"
     )
     return 0
 
@@ -398,8 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    import warnings
-
     # Library warnings (e.g. a dataset fallback) become one-line notes.
     warnings.showwarning = lambda message, *a, **k: print(f"pss {args.command}: note: {message}", file=sys.stderr)
     try:

@@ -18,33 +18,55 @@ from typing import Any, get_type_hints
 import yaml
 
 from .errors import PssError
+from .units import COST_KINDS
 
 
-KINDS = ("macs", "params", "latency")
-"""Cost kinds a budget can constrain."""
+STRATEGIES = ("pss", "uniform", "mutual", "random", "pse")
+"""Training strategies (``strategy`` key): PSS-Net, US-Net, MutualNet, random (BigNAS/OFA), PSE-Net.
+
+:mod:`pss.sampling.strategies` implements one class per name."""
+
+SEARCH_METHODS = ("random", "evolution", "uniform")
+"""How ``pss search`` finds subnets per budget (:mod:`pss.workflows.search`)."""
 
 
 @dataclass
-class TrainConfig:
-    # --- model (one NetSpec builds supernet, costs and export) ---
+class ModelConfig:
+    """The network family (one NetSpec builds supernet, costs and export)."""
+
     model: str = "mobilenet_v2"
     width_mult: float = 1.0
     stem: str = "cifar"
-    # --- structure space S (Sec. 3.1) ---
+
+
+@dataclass
+class SpaceConfig:
+    """The structure space S (PSS-Net Sec. 3.1)."""
+
     lower_bound: float = 0.75
     divisor: int = 8
     resolution_min: int = 24
     resolution_max: int = 32
     resolution_step: int = 4
-    # --- budgets Theta (Eq. 1-2) ---
+
+
+@dataclass
+class BudgetConfig:
+    """The budgets Theta and their tolerance delta (Eq. 1-2)."""
+
     constraint: str = "macs"
     extra_constraints: str | None = None  # PSS-Net_M: comma list of further kinds (macs, params, latency) with their own pools
     latency_lut: str | None = None  # LUT JSON from `pss lut build`; needed by constraint=latency (ms budgets)
     budget_count: int | None = 8
     budget_step: float | None = None
     tolerance: float | None = None
-    # --- prioritized subnet sampling (Alg. 3, Eq. 3-6) ---
-    strategy: str = "pss"  # pss | uniform (US-Net) | mutual (MutualNet) | random (BigNAS/OFA) | pse (PSE-Net); see pss.strategies
+
+
+@dataclass
+class SamplingConfig:
+    """Which subnets a batch trains: the strategy, and prioritized subnet sampling (Alg. 3, Eq. 3-6)."""
+
+    strategy: str = "pss"  # pss | uniform (US-Net) | mutual (MutualNet) | random (BigNAS/OFA) | pse (PSE-Net); see pss.sampling.strategies
     num_subnets: int = 4  # n subnets per batch incl. max (and min for the sandwich strategies); ignored by pss (always 3)
     pool_size: int = 50
     p_end: float = 0.01
@@ -52,7 +74,12 @@ class TrainConfig:
     metric_lambda: float = 0.9
     structure_set_size: int = 100_000
     max_trials: int = 1000
-    # --- optimisation (Alg. 1-2) ---
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation (Alg. 1-2) and where it runs."""
+
     epochs: int = 30
     batch_size: int = 128
     lr: float = 0.1
@@ -63,26 +90,48 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
-    seed: int = 0
     progress: bool = True
-    # --- data ---
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on and how to split it (:mod:`pss.data`). ``seed`` also seeds training."""
+
     dataset: str = "cifar10"
     data_root: str = "~/.cache/pss/data"
     download: bool = True
     npz_path: str | None = None
     synthetic_fallback: bool = False
     imagenet_root: str | None = None
-    imagenet_classes: str | None = None
+    imagenet_classes: str | None = None  # a class count ("100") or a file with one wnid per line
     imagenet_resolution: int = 224
     val_fraction: float = 0.1
     train_limit: int | None = None
     val_limit: int | None = None
     num_workers: int = 2
-    # --- evaluation and BN calibration (Alg. 1 lines 11-17) ---
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation and BN calibration (Alg. 1 lines 11-17)."""
+
     eval_calib_images: int = 2048
     calib_top_k: int = 5
     calib_images: int = 8192
     eval_batch_size: int = 256
+
+
+#: The sections in the order ``--help`` and run.json list them.
+SECTIONS = (ModelConfig, SpaceConfig, BudgetConfig, SamplingConfig, OptimConfig, DataConfig, EvalConfig)
+
+
+@dataclass
+class TrainConfig(EvalConfig, DataConfig, OptimConfig, SamplingConfig, BudgetConfig, SpaceConfig, ModelConfig):
+    """Every key of a training run, flat (sections as base classes, fields in :data:`SECTIONS` order).
+
+    A TrainConfig *is* a :class:`DataConfig`, so the data layer takes it as it is.
+    """
 
     # ------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -125,9 +174,9 @@ class TrainConfig:
             (self.max_trials >= 1, "max_trials must be at least 1"),
             (self.calib_top_k >= 1, "calib_top_k must be at least 1"),
             (self.calib_images >= 1, "calib_images must be at least 1"),
-            (self.constraint in ("macs", "params", "latency"), "constraint must be 'macs', 'params' or 'latency'"),
+            (self.constraint in COST_KINDS, f"constraint must be one of {', '.join(COST_KINDS)}"),
             (self.constraint != "latency" or bool(self.latency_lut), "constraint 'latency' needs latency_lut, a LUT JSON from `pss lut build` (--set latency_lut=PATH)"),
-            (self.strategy in ("pss", "uniform", "mutual", "random", "pse"), "strategy must be one of pss, uniform, mutual, random, pse"),
+            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
             (self.num_subnets >= 2, "num_subnets must be at least 2 (the max subnet and one more)"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda[:N]"),
             ((self.budget_count is None) != (self.budget_step is None), "set exactly one of budget_count and budget_step (set the other to null)"),
@@ -143,8 +192,8 @@ class TrainConfig:
         if self.extra_constraints is not None and not extra:
             raise PssError("bad config: extra_constraints is empty; give a comma list such as params or params,latency (or null)")
         for k in extra:
-            if k not in KINDS:
-                raise PssError(f"bad config: extra_constraints: unknown kind {k!r}; choose among {', '.join(KINDS)}")
+            if k not in COST_KINDS:
+                raise PssError(f"bad config: extra_constraints: unknown kind {k!r}; choose among {', '.join(COST_KINDS)}")
         if len(set(extra)) != len(extra):
             raise PssError(f"bad config: extra_constraints {self.extra_constraints!r} names a kind twice")
         if self.constraint in extra:
@@ -238,6 +287,10 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
 
 
 def config_keys_help() -> str:
-    """One line per key with its default, for --help."""
+    """The keys with their defaults, one line each, grouped by section (for ``pss train --help``)."""
     cfg = TrainConfig()
-    return "\n".join(f"  {f.name} = {getattr(cfg, f.name)!r}" for f in fields(cfg))
+    lines = []
+    for section in SECTIONS:
+        lines.append(f" {section.__doc__.splitlines()[0].rstrip('.')}:")
+        lines += [f"  {f.name} = {getattr(cfg, f.name)!r}" for f in fields(section)]
+    return "\n".join(lines)

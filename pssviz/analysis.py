@@ -6,10 +6,15 @@ them and tests can pin them.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from pss.evaluate.selection import FrontPoint, best_within
+from pss.io.run import RunDir
+from pss.problem.problem import Problem
 
 from .load import RunData, width_ratios, widths_of
 
@@ -29,21 +34,15 @@ def best_entries(data: RunData, epoch: int | None = None, k: int = 1) -> pd.Data
 
 
 @lru_cache(maxsize=32)
-def _context(essentials: str, run_dir: str):
-    import json
-
-    from pss.context import context_from_run
-
-    return context_from_run(json.loads(essentials), run_dir=run_dir)[1]
+def _problem(essentials: str, run_dir: str) -> Problem:
+    return RunDir(run_dir).read_problem(json.loads(essentials))[1]
 
 
-def supernet_context(data: RunData):
-    """The run's :class:`pss.context.SupernetContext` (space S, cost model C), rebuilt from run.json."""
-    import json
-
+def run_problem(data: RunData) -> Problem:
+    """The run's :class:`pss.problem.problem.Problem` (space S, cost model C), rebuilt from run.json without torch."""
     ds = data.run["dataset"]
     essentials = {"config": data.run["config"], "dataset": {"num_classes": ds["num_classes"], "in_channels": ds["in_channels"]}}
-    return _context(json.dumps(essentials, sort_keys=True), str(data.path))  # the path: a latency run's own LUT
+    return _problem(json.dumps(essentials, sort_keys=True), str(data.path))  # the path: a latency run's own LUT
 
 
 def uniform_reference(data: RunData, cost: float, resolution: int | None = None) -> dict:
@@ -52,7 +51,7 @@ def uniform_reference(data: RunData, cost: float, resolution: int | None = None)
     Searched over w in [lower_bound, 1] at ``resolution`` (default: the largest);
     returns {"multiplier", "key", "cost", "resolution"}.
     """
-    ctx = supernet_context(data)
+    ctx = run_problem(data)
     space, costs = ctx.space, ctx.cost_model
     resolution = int(resolution or space.resolutions[-1])
     multipliers = np.linspace(space.lower_bound, 1.0, 101)
@@ -66,7 +65,7 @@ def uniform_reference(data: RunData, cost: float, resolution: int | None = None)
 def width_profiles(data: RunData, epoch: int | None = None, pools: list[int] | None = None, reference: bool = True) -> pd.DataFrame:
     """Tidy o_i/o_max per layer of each pool's best subnet (and its uniform-width reference).
 
-    Columns: pool, label, series ("best" or "uniform"), layer, name, kind, ratio,
+    Columns: pool, label, series ("best" or "uniform"), layer, name, group, ratio,
     width, o_max, resolution, cost. The uniform reference has the same
     resolution and (nearest) the same cost as the pool's best.
     """
@@ -86,14 +85,14 @@ def width_profiles(data: RunData, epoch: int | None = None, pools: list[int] | N
             for i, r in enumerate(ratio):
                 rows.append({
                     "pool": int(e["pool"]), "label": labels.get(int(e["pool"])), "series": name, "layer": i,
-                    "name": dims["name"].iloc[i], "kind": dims["kind"].iloc[i], "ratio": float(r),
+                    "name": dims["name"].iloc[i], "group": dims["group"].iloc[i], "ratio": float(r),
                     "width": int(round(r * dims["o_max"].iloc[i])), "o_max": int(dims["o_max"].iloc[i]),
                     "resolution": int(key.split("-", 1)[0][1:]), "cost": float(cost), "multiplier": multiplier,
                 })
     return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
 
 
-PROFILE_COLUMNS = ["pool", "label", "series", "layer", "name", "kind", "ratio", "width", "o_max", "resolution", "cost", "multiplier"]
+PROFILE_COLUMNS = ["pool", "label", "series", "layer", "name", "group", "ratio", "width", "o_max", "resolution", "cost", "multiplier"]
 
 
 def key_profile(data: RunData, key: str, cost: float, pool: int, label: str, reference: bool = True) -> pd.DataFrame:
@@ -108,7 +107,7 @@ def key_profile(data: RunData, key: str, cost: float, pool: int, label: str, ref
     for name, k, c, multiplier in series:
         for i, r in enumerate(width_ratios([k], dims)[0]):
             rows.append({
-                "pool": pool, "label": label, "series": name, "layer": i, "name": dims["name"].iloc[i], "kind": dims["kind"].iloc[i],
+                "pool": pool, "label": label, "series": name, "layer": i, "name": dims["name"].iloc[i], "group": dims["group"].iloc[i],
                 "ratio": float(r), "width": int(round(r * dims["o_max"].iloc[i])), "o_max": int(dims["o_max"].iloc[i]),
                 "resolution": resolution, "cost": float(c), "multiplier": multiplier,
             })
@@ -153,11 +152,9 @@ def best_within_budget(front: pd.DataFrame, budget: float, column: str = "cost")
     """
     if front is None or not len(front):
         return None
-    fits = front[front[column] <= budget]
-    if not len(fits):
-        return None
-    order = fits.sort_values(["accuracy", column], ascending=[False, True])
-    return order.iloc[0]
+    points = [FrontPoint(str(i), float(a), {column: float(c)}) for i, (a, c) in enumerate(zip(front["accuracy"], front[column]))]
+    best = best_within(points, budget, column)
+    return None if best is None else front.iloc[int(best.key)]
 
 
 def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
@@ -209,7 +206,7 @@ def samples_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
     g = s.assign(rel=s["loss"] / s["max_loss"]).groupby("key", sort=False).agg(times=("loss", "size"), loss=("loss", "mean"), rel_loss=("rel", "mean")).reset_index()
     widths = widths_of(g["key"])
     res = np.array([int(k.split("-", 1)[0][1:]) for k in g["key"]], dtype=np.int64)
-    ctx = supernet_context(data)
+    ctx = run_problem(data)
     g["resolution"] = res
     g["cost"] = ctx.cost_model.cost_array(data.constraint, widths, res).astype(float)
     return g[columns]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 TEMPLATE = "plotly_white"
@@ -73,8 +74,6 @@ def _empty(df: pd.DataFrame | None) -> bool:
 @lru_cache(maxsize=1)
 def _template() -> go.layout.Template:
     """The template as a built object: assigning it is half the cost of resolving its name each time."""
-    import plotly.io as pio
-
     return pio.templates[TEMPLATE]
 
 

@@ -10,7 +10,7 @@ work on it directly:
 table      one row per                       columns (besides the keys)
 ========== ================================= ==========================================
 budgets    pool t                            kind, theta, delta, lo, hi, label
-dimensions searchable width i                name, kind, o_min, o_max
+dimensions searchable width i                name, group, o_min, o_max
 epochs     finished epoch                    step, lr, progress, p_schedule, eta_schedule,
                                              loss_max/medium/min, val_acc_max/min, seconds,
                                              images_per_second, sampler_fallbacks
@@ -43,14 +43,7 @@ without it nothing can be interpreted.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-
-try:  # 3-4x faster on the many-megabyte snapshots of long runs; optional
-    import orjson as _fastjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _fastjson = None
 import time
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -60,7 +53,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from pss.runs import FRONT_FILE, CALIBRATION_DIR, RUN_FILE, SCHEMA_VERSION, SNAPSHOT_DIR
+from pss.io.files import COMPARISON_DOC, FRONT_DOC, RUN_DOC, SNAPSHOT_DOC, DocumentError, read_document
+from pss.io.run import CHECKPOINT_FILE, RUN_FILE, SNAPSHOT_NAME, RunDir
 
 #: a run whose newest snapshot is younger than this and that has epochs left is "training"
 LIVE_SECONDS = 15 * 60
@@ -115,8 +109,13 @@ class RunData:
         return int(self.epochs["epoch"].iloc[-1]) if len(self.epochs) else None
 
     @property
+    def files(self) -> RunDir:
+        """The run directory's paths (:class:`pss.io.run.RunDir`)."""
+        return RunDir(self.path)
+
+    @property
     def has_checkpoint(self) -> bool:
-        return (self.path / "checkpoint.pt").is_file()
+        return (self.path / CHECKPOINT_FILE).is_file()
 
     @property
     def front_is_current(self) -> bool:
@@ -172,15 +171,12 @@ def find_runs(root: str | Path, max_depth: int = 3) -> list[Path]:
     return sorted(found, key=lambda p: _mtime(p / RUN_FILE), reverse=True)
 
 
-_SNAPSHOT_NAME = re.compile(r"^epoch_\d{4,}\.json$")
-
-
 def _snapshot_names(folder: Path) -> list[str]:
     """``epoch_NNNN.json`` names in epoch order (copies such as ``epoch_0003 (1).json`` are ignored)."""
     if not folder.is_dir():
         return []
-    names = [e.name for e in os.scandir(folder) if _SNAPSHOT_NAME.match(e.name)]
-    return sorted(names, key=lambda n: int(n[6:-5]))
+    names = [e.name for e in os.scandir(folder) if SNAPSHOT_NAME.match(e.name)]
+    return sorted(names, key=lambda n: int(SNAPSHOT_NAME.match(n).group(1)))
 
 
 def _mtime(path: Path) -> float:
@@ -196,15 +192,15 @@ def run_signature(path: str | Path) -> tuple:
     Used as a cache key (``st.cache_data``) and by the live view to notice new
     epochs without reading them.
     """
-    path = Path(path)
+    files = RunDir(path)
     parts: list[tuple] = []
-    for f in (path / RUN_FILE, path / CALIBRATION_DIR / FRONT_FILE, path / "checkpoint.pt", path / "comparisons"):
+    for f in (files.run_file, files.front_file, files.checkpoint, files.comparison_dir):
         try:
             st = f.stat()
             parts.append((f.name, st.st_mtime_ns, st.st_size))
         except OSError:
             parts.append((f.name, None, None))
-    snap = path / SNAPSHOT_DIR
+    snap = files.snapshot_dir
     try:
         names = _snapshot_names(snap)
         newest = snap / names[-1] if names else None
@@ -215,28 +211,6 @@ def run_signature(path: str | Path) -> tuple:
 
 
 # ---------------------------------------------------------------------------- reading
-def _read_json(path: Path, kind: str) -> dict[str, Any]:
-    """Parse and version-check one file; raise ValueError with a short reason."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read it ({exc.strerror or exc.__class__.__name__})") from None
-    if not text.strip():
-        raise ValueError("it is empty")
-    try:
-        data = _fastjson.loads(text) if _fastjson is not None else json.loads(text)
-    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError and orjson.JSONDecodeError are ValueErrors
-        raise ValueError("it is not valid JSON (half-written or damaged)") from None
-    if not isinstance(data, dict):
-        raise ValueError("it does not hold a JSON object")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"it has schema version {version!r}; this pss-explorer reads version {SCHEMA_VERSION}")
-    if data.get("kind") != kind:
-        raise ValueError(f"its kind is {data.get('kind')!r}, expected {kind!r}")
-    return data
-
-
 ENTRY_COLUMNS = ("epoch", "pool", "rank", "kind", "key", "resolution", "m", "q", "times_sampled", "macs", "params", "cost")
 POOL_COLUMNS = (
     "epoch", "pool", "kind", "label", "theta", "delta", "capacity", "size", "full", "p", "eta",
@@ -355,7 +329,7 @@ class SnapshotCache:
         hit = self._rows.get(str(path))
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        rows = _snapshot_rows(_read_json(path, "pss-snapshot"), constraint)
+        rows = _snapshot_rows(read_document(path, "snapshot", SNAPSHOT_DOC), constraint)
         if len(self._rows) >= self.max_files:
             self._rows.pop(next(iter(self._rows)))
         self._rows[str(path)] = (stamp, rows)
@@ -383,30 +357,31 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
         raise RunLoadError(f"run directory {path} does not exist; check the path or pick a run from the list")
     if not path.is_dir():
         raise RunLoadError(f"{path} is a file, not a run directory; point at the folder that holds run.json")
-    run_file = path / RUN_FILE
+    files = RunDir(path)
+    run_file = files.run_file
     if not run_file.is_file():
         raise RunLoadError(f"{path} is not a pss run (no run.json); train one with `pss train PRESET --out DIR`")
     try:
-        run = _read_json(run_file, "pss-run")
+        run = read_document(run_file, "run file", RUN_DOC)
         constraint = str(run["constraint"])
         budgets = _budgets_frame(run["budgets"])
         dimensions = _dimensions_frame(run["space"])
-    except ValueError as exc:
-        raise RunLoadError(f"{run_file} cannot be used: {exc}") from None
+    except DocumentError as exc:
+        raise RunLoadError(f"{run_file} cannot be used: {exc.reason}") from None
     except (KeyError, TypeError) as exc:
         raise RunLoadError(f"{run_file} lacks a required field ({exc}); it was not written by pss train") from None
 
     cache = cache if cache is not None else SnapshotCache()
     problems: list[str] = []
     rows: list[_SnapshotRows] = []
-    snap_dir = path / SNAPSHOT_DIR
+    snap_dir = files.snapshot_dir
     names = _snapshot_names(snap_dir)
     for name in names:
         f = snap_dir / name
         try:
             rows.append(cache.get(f, constraint))
-        except ValueError as exc:
-            problems.append(f"skipped snapshot {name}: {exc}")
+        except DocumentError as exc:
+            problems.append(f"skipped snapshot {name}: {exc.reason}")
         except (KeyError, TypeError, IndexError) as exc:
             problems.append(f"skipped snapshot {name}: a required field is missing or malformed ({exc})")
         except OSError as exc:
@@ -429,18 +404,17 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
     entries = _typed(entries, {"epoch": "int64", "pool": "int64", "rank": "int64", "resolution": "int64", "times_sampled": "int64"})
 
     data = RunData(path, path.name, run, budgets, dimensions, epochs, pools, entries, problems=problems, samples=samples)
-    front_file = path / CALIBRATION_DIR / FRONT_FILE
-    if front_file.is_file():
+    if files.has_front():
         try:
-            front = _read_json(front_file, "pss-front")
+            front = read_document(files.front_file, "calibrated front", FRONT_DOC)
             data.front, data.references = _front_frames(front, constraint)
             data.front_epoch = int(front["epoch"])
             data.front_constraint = str(front.get("constraint", constraint))
-        except ValueError as exc:
-            problems.append(f"ignored calibration/front.json: {exc}; re-run `pss calibrate {path}`")
+        except DocumentError as exc:
+            problems.append(f"ignored calibration/front.json: {exc.reason}; re-run `pss calibrate {path}`")
         except (KeyError, TypeError, IndexError) as exc:
             problems.append(f"ignored calibration/front.json: a required field is missing ({exc}); re-run `pss calibrate {path}`")
-    data.comparisons = _comparisons(path / "comparisons", problems)
+    data.comparisons = _comparisons(files.comparison_dir, problems)
     data.status = _status(data, names and snap_dir / names[-1])
     return data
 
@@ -451,14 +425,14 @@ def _comparisons(folder: Path, problems: list[str]) -> dict[str, pd.DataFrame]:
         return out
     for f in sorted(folder.glob("*.json")):
         try:
-            doc = _read_json(f, "pss-comparison")
+            doc = read_document(f, "comparison file", COMPARISON_DOC)
             rows = [
                 {"run": r["name"], "strategy": r.get("strategy"), "constraint": doc["constraint"], "budget": float(b),
                  "accuracy": float(x["accuracy"]), "cost": float(x["cost"]), "key": x["key"]}
                 for r in doc["runs"] for b, x in zip(doc["budgets"], r["results"]) if x is not None
             ]
-        except ValueError as exc:
-            problems.append(f"ignored comparison {f.name}: {exc}")
+        except DocumentError as exc:
+            problems.append(f"ignored comparison {f.name}: {exc.reason}")
             continue
         except (KeyError, TypeError) as exc:
             problems.append(f"ignored comparison {f.name}: a required field is missing ({exc})")
@@ -493,10 +467,10 @@ def _budgets_frame(budgets: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _dimensions_frame(space: dict[str, Any]) -> pd.DataFrame:
     rows = [
-        {"index": i, "name": d["name"], "kind": d["name"].split(".")[0], "o_min": int(d["o_min"]), "o_max": int(d["o_max"])}
+        {"index": i, "name": d["name"], "group": d["name"].split(".")[0], "o_min": int(d["o_min"]), "o_max": int(d["o_max"])}
         for i, d in enumerate(space["dimensions"])
     ]
-    return pd.DataFrame(rows, columns=["index", "name", "kind", "o_min", "o_max"])
+    return pd.DataFrame(rows, columns=["index", "name", "group", "o_min", "o_max"])
 
 
 def _front_frames(front: dict[str, Any], constraint: str) -> tuple[pd.DataFrame, pd.DataFrame]:

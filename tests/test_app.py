@@ -179,7 +179,8 @@ def test_pools_over_all_epochs_view(monkeypatch):
 
 
 def test_comparison_file_is_overlaid_on_the_front(tmp_path, monkeypatch):
-    from pss.compare import compare_runs, write_comparison
+    from pss.io.comparison import write_comparison
+    from pss.workflows.compare import compare_runs
 
     run = shutil.copytree(SAMPLE, tmp_path / "runs" / "sample")
     twin = shutil.copytree(SAMPLE, tmp_path / "elsewhere" / "twin")

@@ -194,7 +194,7 @@ def test_a_training_run_updates_without_a_reload(server, browser, runs_root):
     metric = page.locator("[data-testid='stMetricValue']").nth(1)
     metric.wait_for(timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.includes('3 / %d'))" % LIVE_EPOCHS, timeout=60_000)
-    # the trainer writes the next snapshot (atomically, as pss.runs does)
+    # the trainer writes the next snapshot (atomically, as pss.io.run does)
     src = runs_root / "held" / "epoch_0004.json"
     tmp = runs_root / "live" / "snapshots" / ".epoch_0004.json.tmp"
     shutil.copy(src, tmp)

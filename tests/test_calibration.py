@@ -7,11 +7,12 @@ import copy
 import pytest
 import torch
 
-from pss.calibration import BNCalibrator, bn_channels, evaluate_accuracy
-from pss.config import TrainConfig
-from pss.data import DataConfig, load_data
-from pss.space import Structure
-from pss.trainer import PssTrainer
+from pss.config import DataConfig, TrainConfig
+from pss.data import load_data
+from pss.evaluate.calibration import BNCalibrator, bn_channels, evaluate_accuracy
+from pss.problem.space import Structure
+from pss.training.trainer import Trainer
+from pss.workflows.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,8 @@ def trained(tmp_path_factory):
         )
     )
     data = load_data(DataConfig(dataset="synthetic", val_fraction=0.2))
-    trainer = PssTrainer(cfg, tmp_path_factory.mktemp("run"), data)
-    trainer.fit()
+    trainer = Trainer.build(cfg, data)
+    fit(trainer, tmp_path_factory.mktemp("run"))
     return trainer, data
 
 
@@ -61,7 +62,7 @@ def test_calibration_is_an_exact_average(trained):
 
 
 def model_resize(x, s: Structure):
-    from pss.supernet import resize_batch
+    from pss.nn.supernet import resize_batch
 
     return resize_batch(x, s.resolution)
 

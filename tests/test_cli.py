@@ -17,8 +17,8 @@ import pytest
 
 from pss.cli import main
 from pss.config import list_presets, load_config
-from pss.models import MODELS
-from pss.pools import format_quantity
+from pss.problem.models import MODELS
+from pss.units import format_quantity
 
 SUBCOMMANDS = ("train", "presets", "info", "calibrate", "export")
 
@@ -63,7 +63,7 @@ def test_presets_lists_smoke(capsys):
 
 
 def test_presets_cover_every_model_family(capsys):
-    """At least one preset per model family (pss/models/<family>.py: MobileNetV1, MobileNetV2, ResNet)."""
+    """At least one preset per model family (pss/problem/models/<family>.py: MobileNetV1, MobileNetV2, ResNet)."""
     code, out, _ = run_cli(capsys, "presets")
     assert code == 0
     names = [line.split()[0] for line in out.strip().splitlines()]

@@ -9,7 +9,8 @@ import pytest
 
 import pssviz
 from pss.cli import main
-from pss.compare import FrontPoint, best_within, compare_runs, format_comparison
+from pss.evaluate.selection import FrontPoint, best_within
+from pss.workflows.compare import compare_runs, format_comparison
 
 
 def test_best_within_is_eq5_with_cheaper_ties():
@@ -79,7 +80,7 @@ def test_info_matches_front_pools_by_budget_not_index(run_copy, capsys):
     front["pools"] = [moved] + front["pools"][1:]
     front["method"] = "random"
     path.write_text(json.dumps(front))
-    from pss.info import run_summary
+    from pss.workflows.info import run_summary
 
     s = run_summary(run_copy)
     assert "calibrated" not in s["pools"][0], "pool 0's budget is no longer in the front"

@@ -1,4 +1,4 @@
-"""Analytic costs (pss.costs.CostModel) against fvcore and the published numbers.
+"""Analytic costs (pss.problem.costs.CostModel) against fvcore and the published numbers.
 
 What the MAC count covers: every convolution and the classifier's matrix
 multiply, one multiply-add counted once. BatchNorm, activations, pooling and
@@ -21,10 +21,12 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from pss.costs import COST_KINDS, CostModel, conv_output_size
-from pss.models import build_spec
-from pss.space import Structure, StructureSpace
-from pss.supernet import DenseNet
+from pss.nn.supernet import DenseNet
+from pss.problem.costs import CostModel
+from pss.problem.models import build_spec
+from pss.problem.space import Structure, StructureSpace
+from pss.problem.spec import conv_output_size
+from pss.units import ANALYTIC_KINDS
 
 
 def _count_nothing(inputs, outputs):
@@ -129,7 +131,7 @@ def test_unknown_cost_kind_is_rejected():
     spec = build_spec("resnet20", 10, width_mult=0.5, stem="cifar")
     space = _space(spec, (32,))
     costs = CostModel(spec, space)
-    assert COST_KINDS == ("macs", "params")
+    assert ANALYTIC_KINDS == ("macs", "params")
     with pytest.raises(ValueError, match="unknown cost kind"):
         costs.cost("latency", space.max_structure)
     with pytest.raises(ValueError, match="unknown cost kind"):

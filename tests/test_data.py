@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from pss.config import DataConfig
 from pss.data import (
     CIFAR10_CLASSES,
     FASHION_MNIST_SYSTEM_DIR,
-    DataConfig,
     FolderImageData,
     TensorImageData,
     crop_flip,

@@ -16,14 +16,14 @@ import pytest
 import torch
 
 import pss
-from pss.context import load_trained_supernet
 from pss.errors import PssError
-from pss.export import export_subnet
-from pss.info import run_summary
-from pss.pools import format_quantity, parse_quantity
-from pss.runs import open_run
-from pss.space import Structure
-from pss.supernet import resize_batch
+from pss.io.run import open_run
+from pss.nn.supernet import resize_batch
+from pss.problem.space import Structure
+from pss.units import format_quantity, parse_quantity
+from pss.workflows.export import export_subnet
+from pss.workflows.info import run_summary
+from pss.workflows.loaded import load_trained
 
 CARD_KEYS = {"structure", "macs", "params", "accuracy", "source", "calibration_images", "input", "class_names"}
 
@@ -64,7 +64,8 @@ def exported(trained_run, tmp_path_factory):
 def reference(trained_run, exported):
     """The calibrated supernet: checkpoint weights + that structure's calibrated BN statistics."""
     run = open_run(trained_run)
-    _, ctx, model, _ = load_trained_supernet(run)
+    trained = load_trained(run)
+    ctx, model = trained.problem, trained.supernet
     s = exported["structure"]
     stats = torch.load(run.bn_stats_file, weights_only=True)[s.key]
     with torch.no_grad():
@@ -126,7 +127,7 @@ def test_load_subnet_equals_calibrated_supernet_slice(exported, reference):
 
 def test_stale_bn_statistics_would_differ(exported, reference, trained_run):
     """Sanity: the comparison above depends on the calibrated statistics."""
-    _, _, stale, _ = load_trained_supernet(open_run(trained_run))
+    stale = load_trained(open_run(trained_run)).supernet
     with torch.no_grad():
         out = stale.eval()(reference["x"], exported["structure"])
     assert (out - reference["logits"]).abs().max() > 1e-3

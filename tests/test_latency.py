@@ -1,4 +1,4 @@
-"""Latency lookup tables (pss.latency) and latency as a training constraint.
+"""Latency lookup tables (pss.latency, pss.problem.latency_table, pss.io.lut) and latency as a training constraint.
 
 Timings on shared CI machines are noise, so nothing here asserts a latency
 value beyond "positive and finite"; the tests pin the table's bookkeeping
@@ -18,25 +18,18 @@ import numpy as np
 import pytest
 
 from pss.config import TrainConfig
-from pss.context import SupernetContext, spec_and_space
-from pss.costs import CostModel
 from pss.errors import PssError
-from pss.latency import (
-    LUT_KIND,
-    LatencyTable,
-    build_lut,
-    build_lut_from_config,
-    check_lut,
-    latency_array,
-    load_lut,
-    lut_layout,
-    predict_latency,
-    write_lut,
-)
-from pss.models import build_spec
-from pss.pools import Budget, format_cost, make_budgets, parse_quantity
-from pss.sampling import StructureDistributionSampler
-from pss.space import Structure, StructureSpace
+from pss.io.lut import load_lut, resolve_lut_path, write_lut
+from pss.latency.build import build_lut, build_lut_from_config
+from pss.latency.check import check_lut
+from pss.problem.budgets import Budget, make_budgets
+from pss.problem.costs import CostModel
+from pss.problem.latency_table import LUT_KIND, LatencyTable, lut_layout
+from pss.problem.models import build_spec
+from pss.problem.problem import Problem, spec_and_space
+from pss.problem.space import Structure, StructureSpace
+from pss.sampling.marginals import StructureDistributionSampler
+from pss.units import format_cost, parse_quantity
 
 FAST = dict(warmup=1, repeats=2, passes=1, overhead_structures=3)
 
@@ -106,7 +99,7 @@ def test_round_trip_and_version_check(small, tmp_path):
     table = load_lut(path, spec, space)
     assert table.data == json.loads(json.dumps(lut))
     for s in _structures(space, 10, 1):
-        assert table.predict(s) == pytest.approx(predict_latency(lut, s), rel=1e-9, abs=1e-9)
+        assert table.predict(s) == pytest.approx(LatencyTable(lut).predict(s), rel=1e-9, abs=1e-9)
 
     bad = dict(lut, schema_version=2)
     (tmp_path / "v2.json").write_text(json.dumps(bad))
@@ -154,7 +147,7 @@ def test_prediction_is_the_sum_of_the_block_entries(small):
         for d, grid in zip(b["dims"], b["grid"]):
             entry = entry[grid.index(s.widths[d])]
         by_hand += entry
-    assert predict_latency(lut, s) == pytest.approx(by_hand, rel=1e-12)
+    assert LatencyTable(lut).predict(s) == pytest.approx(by_hand, rel=1e-12)
     parts = LatencyTable(lut).block_latencies(s)
     assert set(parts) == {b["name"] for b in lut["blocks"]} | {"overhead"}
     assert sum(parts.values()) == pytest.approx(by_hand, rel=1e-12)
@@ -182,8 +175,8 @@ def test_latency_array_equals_predict_latency(which, request):
     widths, res = space.sample_uniform_arrays(300, rng)
     widths = np.vstack([widths, [space.min_structure.widths, space.max_structure.widths]])
     res = np.concatenate([res, [space.min_structure.resolution, space.max_structure.resolution]])
-    vec = latency_array(lut, widths, res)
-    one = [predict_latency(lut, Structure(tuple(w), int(r))) for w, r in zip(widths, res)]
+    vec = LatencyTable(lut).latency_array(widths, res)
+    one = [LatencyTable(lut).predict(Structure(tuple(w), int(r))) for w, r in zip(widths, res)]
     assert vec.shape == (len(res),) and vec.dtype == np.float64
     np.testing.assert_allclose(vec, one, rtol=1e-12, atol=1e-12)
     assert np.all(np.isfinite(vec)) and np.all(vec > 0)
@@ -225,13 +218,13 @@ def test_cost_model_latency_equals_predict_latency(small):
     assert costs.kinds == ("macs", "params", "latency")
     ss = _structures(space, 20, 2)
     for s in ss:
-        assert costs.cost("latency", s) == predict_latency(table, s)
+        assert costs.cost("latency", s) == table.predict(s)
         c = costs.costs(s)
         assert set(c) == {"macs", "params", "latency"} and c["latency"] == costs.cost("latency", s)
         assert c["macs"] == costs.macs(s)
     widths = np.array([s.widths for s in ss])
     res = np.array([s.resolution for s in ss])
-    np.testing.assert_allclose(costs.cost_array("latency", widths, res), [predict_latency(table, s) for s in ss], rtol=1e-12)
+    np.testing.assert_allclose(costs.cost_array("latency", widths, res), [table.predict(s) for s in ss], rtol=1e-12)
     plain = CostModel(spec, space)
     assert set(plain.costs(ss[0])) == {"macs", "params"}
     with pytest.raises(ValueError, match="latency lookup table"):
@@ -273,7 +266,7 @@ def test_check_lut_returns_n_rows_and_finite_errors(small):
     assert len(result.rows) == 6 and len({r["key"] for r in result.rows}) == 6
     for r in result.rows:
         assert r["measured_ms"] > 0 and math.isfinite(r["measured_ms"])
-        assert r["predicted_ms"] == pytest.approx(predict_latency(lut, Structure.from_key(r["key"])))
+        assert r["predicted_ms"] == pytest.approx(LatencyTable(lut).predict(Structure.from_key(r["key"])))
     for v in (result.rmse_ms, result.mean_rel_error, result.median_rel_error, result.max_rel_error, result.baseline_mean_rel_error):
         assert math.isfinite(v) and v >= 0
     assert 0 <= result.within_5pct <= 1
@@ -319,11 +312,17 @@ def _tiny_cfg(**extra) -> TrainConfig:
     })
 
 
+def _problem(cfg: TrainConfig, run_dir=None) -> Problem:
+    """Problem.build with the LUT a config names, read the way a run reads it (pss.io.lut)."""
+    latency = load_lut(resolve_lut_path(cfg.latency_lut, run_dir)) if cfg.latency_lut else None
+    return Problem.build(cfg, 10, 3, latency=latency)
+
+
 def test_context_loads_and_checks_the_lut(small, tmp_path):
     spec, space, lut = small
     lut = _monotone(lut)
     path = write_lut(tmp_path / "lut.json", lut)
-    ctx = SupernetContext.build(_tiny_cfg(constraint="latency", latency_lut=str(path)), 10, 3)
+    ctx = _problem(_tiny_cfg(constraint="latency", latency_lut=str(path)))
     assert ctx.space.to_json() == space.to_json()
     assert ctx.cost_model.latency is not None
     assert [b.kind for b in ctx.budgets] == ["latency"] * 3
@@ -331,19 +330,19 @@ def test_context_loads_and_checks_the_lut(small, tmp_path):
     assert all(lo < b.value < hi for b in ctx.budgets)
     assert "latency" in ctx.cost_model.costs(space.max_structure)
     # a LUT alongside a MACs constraint: budgets stay MACs, costs gain latency
-    macs_ctx = SupernetContext.build(_tiny_cfg(latency_lut=str(path)), 10, 3)
+    macs_ctx = _problem(_tiny_cfg(latency_lut=str(path)))
     assert macs_ctx.budgets[0].kind == "macs" and "latency" in macs_ctx.cost_model.costs(space.min_structure)
     # a LUT built for another model
     with pytest.raises(PssError, match="another model"):
-        SupernetContext.build(_tiny_cfg(constraint="latency", latency_lut=str(path), width_mult=1.0), 10, 3)
+        _problem(_tiny_cfg(constraint="latency", latency_lut=str(path), width_mult=1.0))
     # the LUT found inside a run directory when the configured path is gone
     run = tmp_path / "run"
     run.mkdir()
     write_lut(run / "latency_lut.json", lut)
     moved = _tiny_cfg(constraint="latency", latency_lut=str(tmp_path / "gone.json"))
-    assert SupernetContext.build(moved, 10, 3, run_dir=run).cost_model.latency is not None
+    assert _problem(moved, run_dir=run).cost_model.latency is not None
     with pytest.raises(PssError, match="missing"):
-        SupernetContext.build(moved, 10, 3)
+        _problem(moved)
 
 
 def test_build_lut_from_config_uses_the_configs_space():

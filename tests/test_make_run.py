@@ -18,8 +18,8 @@ jsonschema = pytest.importorskip("jsonschema")
 from jsonschema import Draft202012Validator  # noqa: E402
 
 from pss.cli import main  # noqa: E402
-from pss.context import context_from_run  # noqa: E402
-from pss.space import Structure  # noqa: E402
+from pss.io.run import RunDir  # noqa: E402
+from pss.problem.space import Structure  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO / "docs" / "schema"
@@ -81,7 +81,7 @@ def test_layout_and_run_file(generated, make_run_module):
 
 def test_structures_and_costs_are_real(generated):
     meta = generated["run"]
-    cfg, ctx = context_from_run(meta)  # the same context pss rebuilds from run.json
+    cfg, ctx = RunDir(generated["dir"]).read_problem(meta)  # the same problem pss rebuilds from run.json
     assert [b.to_json() for b in ctx.budgets] == meta["budgets"]
     for name, s in (("max", ctx.space.max_structure), ("min", ctx.space.min_structure)):
         assert meta["reference_subnets"][name] == {"structure": s.to_json(), "costs": ctx.cost_model.costs(s)}

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from pss.errors import PssError
-from pss.models import MODELS, build_spec
-from pss.ops import SlimBatchNorm2d
-from pss.space import Structure, StructureSpace, round_to_divisor
-from pss.spec import IMAGE, BlockSpec, ConvSpec, NetSpec
-from pss.supernet import DenseNet, Supernet, extract_subnet, resize_batch
+from pss.nn.ops import SlimBatchNorm2d
+from pss.nn.supernet import DenseNet, Supernet, extract_subnet, resize_batch
+from pss.problem.models import MODELS, build_spec
+from pss.problem.space import Structure, StructureSpace, round_to_divisor
+from pss.problem.spec import IMAGE, BlockSpec, ConvSpec, NetSpec
 
 CIFAR_RES = (24, 28, 32)
 IMAGENET_RES = (48, 56, 64)

@@ -21,15 +21,16 @@ import pytest
 
 from pss.cli import main
 from pss.config import TrainConfig
-from pss.context import SupernetContext
-from pss.costs import CostModel
 from pss.errors import PssError
-from pss.export import export_subnet, pool_for_budget
-from pss.models import build_spec
-from pss.pools import Budget, SubnetPool, make_budgets
-from pss.sampling import StructureDistributionSampler
-from pss.space import StructureSpace, resolution_range
-from pss.strategies import PssStrategy
+from pss.problem.budgets import Budget, make_budgets
+from pss.problem.costs import CostModel
+from pss.problem.models import build_spec
+from pss.problem.problem import Problem
+from pss.problem.space import StructureSpace, resolution_range
+from pss.sampling.marginals import StructureDistributionSampler
+from pss.sampling.pools import SubnetPool
+from pss.sampling.strategies import PssStrategy
+from pss.workflows.export import export_subnet, pool_for_budget
 
 from conftest import TRAIN_SMALL
 
@@ -72,7 +73,7 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def test_budgets_grouped_by_kind_and_ascending():
-    ctx = SupernetContext.build(_cfg(extra_constraints="params", budget_count=3, tolerance=1e5), 10, 3)
+    ctx = Problem.build(_cfg(extra_constraints="params", budget_count=3, tolerance=1e5), 10, 3)
     assert [b.kind for b in ctx.budgets] == ["macs"] * 3 + ["params"] * 3
     assert ctx.kinds == ["macs", "params"]
     cm, space = ctx.cost_model, ctx.space
@@ -90,7 +91,7 @@ def test_budgets_grouped_by_kind_and_ascending():
         else:  # extra kinds: half their step
             step = (hi - lo) / 4
             assert all(b.tolerance == pytest.approx(step / 2) for b in got)
-    single = SupernetContext.build(_cfg(budget_count=3, tolerance=1e5), 10, 3)
+    single = Problem.build(_cfg(budget_count=3, tolerance=1e5), 10, 3)
     assert single.budgets == ctx.budgets[:3] and single.kinds == ["macs"]
 
 

@@ -231,11 +231,11 @@ def test_width_profiles_and_uniform_reference(gen_run):
 
 def test_uniform_reference_is_the_nearest_uniform_subnet(gen_run):
     data = pssviz.load_run(gen_run)
-    ctx = analysis.supernet_context(data)
-    target = ctx.cost_model.cost("macs", ctx.space.uniform_structure(0.9, ctx.space.resolutions[-1]))
+    problem = analysis.run_problem(data)
+    target = problem.cost_model.cost("macs", problem.space.uniform_structure(0.9, problem.space.resolutions[-1]))
     ref = analysis.uniform_reference(data, target)
     assert ref["cost"] == target
-    assert ctx.space.contains(__import__("pss.space", fromlist=["Structure"]).Structure.from_key(ref["key"]))
+    assert problem.space.contains(__import__("pss.problem.space", fromlist=["Structure"]).Structure.from_key(ref["key"]))
 
 
 def test_the_bundled_sample_run_loads_cleanly():

@@ -6,21 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pss.costs import CostModel
 from pss.errors import PssError
-from pss.models import build_spec
-from pss.pools import Budget, SubnetPool, make_budgets, moving_average_metric
-from pss.sampling import (
-    StructureDistributionSampler,
-    naive_trials,
+from pss.problem.budgets import Budget, make_budgets
+from pss.problem.costs import CostModel
+from pss.problem.models import build_spec
+from pss.problem.space import Structure, StructureSpace, resolution_range
+from pss.sampling.marginals import StructureDistributionSampler, naive_trials, structure_marginals
+from pss.sampling.pools import SubnetPool, moving_average_metric
+from pss.sampling.prioritized import (
     pool_temperature,
     prioritized_probs,
     prioritized_sample,
     space_sampling_probability,
-    structure_marginals,
     training_progress,
 )
-from pss.space import Structure, StructureSpace, resolution_range
 
 
 def _space(model="mobilenet_v2", wm=0.5):

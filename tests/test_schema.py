@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator  # noqa: E402
 
 from pss.cli import main  # noqa: E402
 from pss.config import TrainConfig  # noqa: E402
-from pss.space import Structure  # noqa: E402
+from pss.problem.space import Structure  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO / "docs" / "schema"

@@ -1,4 +1,4 @@
-"""Search after training (pss/search.py): PSE-Net's prior (Eq. 15-20), its operators, and `search_run` end to end."""
+"""Search after training (pss/evolution/, pss/workflows/search.py): PSE-Net's prior (Eq. 15-20), its operators, and `search_run` end to end."""
 
 from __future__ import annotations
 
@@ -12,39 +12,32 @@ import pytest
 import torch
 
 from pss.config import TrainConfig
-from pss.context import SupernetContext
 from pss.errors import PssError
-from pss.pools import Budget
-from pss.sampling import generate_structure_set
-from pss.search import (
-    LossRecords,
+from pss.problem.budgets import Budget
+from pss.problem.problem import Problem
+from pss.problem.space import Structure, StructureSpace
+from pss.sampling.marginals import (
     Marginals,
-    counting_marginals,
-    crossover,
-    evolve,
-    in_band,
-    mutate,
-    prior_marginals,
-    prior_sampler,
-    proxy_loss,
-    record_weights,
-    records_from_snapshots,
-    sample_from_prior,
-    search_run,
+    draw_in_band,
+    generate_structure_set,
+    marginals_draw,
     trials_per_valid_sample,
-    uniform_sampler,
+    uniform_draw,
 )
-from pss.space import Structure, StructureSpace
+from pss.evolution.operators import crossover, evolve, mutate
+from pss.evolution.prior import prior_marginals, record_weights
+from pss.evolution.records import LossRecords, proxy_loss, records_from_snapshots
+from pss.workflows.search import search_run
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
 
 
 @pytest.fixture(scope="module")
-def ctx() -> SupernetContext:
+def ctx() -> Problem:
     """The smoke preset's space and cost model (MobileNetV2 x0.25, 25 width dims, 24-32 px)."""
     cfg = TrainConfig.from_mapping(dict(model="mobilenet_v2", width_mult=0.25, resolution_min=24, resolution_max=32,
                                         resolution_step=4, budget_count=4))
-    return SupernetContext.build(cfg, 10, 3)
+    return Problem.build(cfg, 10, 3)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +99,7 @@ def test_sample_from_prior_follows_the_marginals():
     marg = Marginals.uniform(space)
     probs = list(marg.probs)
     probs[0] = np.array([0.9, 0.1])  # dim "a": choices (8, 16)
-    w, r = sample_from_prior(Marginals(marg.choices, tuple(probs)), 20000, rng)
+    w, r = Marginals(marg.choices, tuple(probs)).sample(20000, rng)
     assert w.shape == (20000, 3) and r.shape == (20000,)
     assert all(space.contains(Structure(tuple(x), int(y))) for x, y in zip(w[:200], r[:200]))
     assert (w[:, 0] == 8).mean() == pytest.approx(0.9, abs=0.01)
@@ -222,19 +215,19 @@ def test_prior_needs_fewer_trials_per_valid_sample_than_uniform_on_a_narrow_band
     band = Budget("macs", c_min + 0.03 * (c_max - c_min), 0.01 * (c_max - c_min))
     rng = np.random.default_rng(3)
     w, r = generate_structure_set(space, 20000, rng)
-    inside = np.flatnonzero(in_band(macs(w, r), band))
+    inside = np.flatnonzero(band.contains_array(macs(w, r)))
     assert len(inside) >= 10
     rows = [(Structure(tuple(w[i]), int(r[i])), float(rng.uniform(1.0, 2.0)), 1.0, j) for j, i in enumerate(inside)]
     marg = prior_marginals(LossRecords.from_rows(rows), space, macs, band, pseudo_count=4,
-                           base=counting_marginals(space, w[inside], r[inside]))
-    prior = trials_per_valid_sample(prior_sampler(marg), band, macs, np.random.default_rng(4), valid=50)
-    naive = trials_per_valid_sample(uniform_sampler(space), band, macs, np.random.default_rng(5), valid=50)
+                           base=Marginals.count(space, w[inside], r[inside]))
+    prior = trials_per_valid_sample(marginals_draw(marg), band, macs, np.random.default_rng(4), valid=50)
+    naive = trials_per_valid_sample(uniform_draw(space), band, macs, np.random.default_rng(5), valid=50)
     assert prior["valid"] == naive["valid"] == 50
     assert prior["trials_per_valid"] * 10 < naive["trials_per_valid"]
     # Counting stops exactly at the last valid draw.
-    always = trials_per_valid_sample(uniform_sampler(space), Budget("macs", c_max, c_max), macs, np.random.default_rng(6), valid=7)
+    always = trials_per_valid_sample(uniform_draw(space), Budget("macs", c_max, c_max), macs, np.random.default_rng(6), valid=7)
     assert always == {"trials": 7, "valid": 7, "trials_per_valid": 1.0}
-    never = trials_per_valid_sample(uniform_sampler(space), Budget("macs", -10.0, 1.0), macs, np.random.default_rng(7),
+    never = trials_per_valid_sample(uniform_draw(space), Budget("macs", -10.0, 1.0), macs, np.random.default_rng(7),
                                     valid=5, max_trials=1000)
     assert never == {"trials": 1000, "valid": 0, "trials_per_valid": None}
 
@@ -243,9 +236,8 @@ def test_evolve_improves_a_fitness_and_respects_band_and_budget(ctx, macs):
     space = ctx.space
     c_min, c_max = (ctx.cost_model.cost("macs", s) for s in (space.min_structure, space.max_structure))
     band = Budget("macs", (c_min + c_max) / 2, 0.1 * (c_max - c_min))
-    marg = counting_marginals(space, *generate_structure_set(space, 5000, np.random.default_rng(8)))
-    sampler = prior_sampler(marg)
-    from pss.search import draw_in_band
+    marg = Marginals.count(space, *generate_structure_set(space, 5000, np.random.default_rng(8)))
+    sampler = marginals_draw(marg)
 
     def refill(n, exclude, rng):
         return draw_in_band(sampler, band, macs, n, rng, exclude=exclude)[0]
@@ -337,7 +329,7 @@ def test_export_works_on_a_searched_run(searched, method, tmp_path):
 
 
 def test_records_of_a_real_run_with_and_without_samples(trained_run):
-    from pss.runs import RunDir
+    from pss.io.run import RunDir
 
     run = RunDir(trained_run)
     snaps = [run.read_snapshot(p) for p in run.snapshot_paths()]
@@ -361,13 +353,13 @@ def test_search_rejects_bad_input(trained_run, tmp_path):
 
 def test_uniform_width_sampler_draws_uniform_members_of_s():
     """`--method uniform`: every draw is StructureSpace.uniform_structure(w, r) for some w (US-Net's subnets)."""
-    from pss.models import build_spec
-    from pss.search import uniform_width_sampler
-    from pss.space import Structure, StructureSpace
+    from pss.problem.models import build_spec
+    from pss.problem.space import Structure, StructureSpace
+    from pss.sampling.marginals import uniform_width_draw
 
     spec = build_spec("mobilenet_v2", num_classes=10, in_channels=3, width_mult=0.5, stem="cifar")
     space = StructureSpace(spec.dim_names, spec.dim_max, (24, 28, 32), lower_bound=0.75, divisor=8)
-    widths, res = uniform_width_sampler(space)(500, np.random.default_rng(0))
+    widths, res = uniform_width_draw(space)(500, np.random.default_rng(0))
     assert set(res.tolist()) == {24, 28, 32}
     grid = {space.uniform_structure(float(w), int(r)).key for w in np.linspace(0.75, 1.0, 2001) for r in (24, 28, 32)}
     keys = {Structure(tuple(w), int(r)).key for w, r in zip(widths, res)}

@@ -20,14 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from pss.cli import main
-from pss.config import TrainConfig
-from pss.data import DataConfig, load_data
+from pss.config import STRATEGIES, DataConfig, TrainConfig
+from pss.data import load_data
 from pss.errors import PssError
-from pss.models import build_spec
-from pss.space import Structure, StructureSpace
-from pss.strategies import STRATEGIES, make_strategy
-from pss.supernet import Supernet, chunk_sizes
-from pss.trainer import PssTrainer
+from pss.nn.supernet import Supernet, chunk_sizes
+from pss.problem.models import build_spec
+from pss.problem.space import Structure, StructureSpace
+from pss.sampling.strategies import make_strategy
+from pss.training.trainer import Trainer
+from pss.workflows.train import fit
 
 from conftest import NPZ_PATH
 
@@ -228,8 +229,8 @@ def _record_calls(trainer):
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_train_step_trains_the_planned_subnets(tmp_path, data, name):
-    trainer = PssTrainer(_cfg(name), tmp_path, data)
+def test_train_step_trains_the_planned_subnets(data, name):
+    trainer = Trainer.build(_cfg(name), data)
     x, y = next(iter(data.train_batches(16, torch.Generator().manual_seed(0), "cpu")))
     x = x.contiguous(memory_format=torch.channels_last)
     expected = trainer.strategy.plan(copy.deepcopy(trainer.rng), 0.0)
@@ -263,9 +264,9 @@ def test_train_step_trains_the_planned_subnets(tmp_path, data, name):
         assert trainer.pools == []
 
 
-def test_pse_step_equals_its_chunks(tmp_path, data):
+def test_pse_step_equals_its_chunks(data):
     """The trainer's PSE step: chunk CEs equal separate forwards of each subnet on its chunk."""
-    trainer = PssTrainer(_cfg("pse"), tmp_path, data)
+    trainer = Trainer.build(_cfg("pse"), data)
     x, y = next(iter(data.train_batches(16, torch.Generator().manual_seed(5), "cpu")))
     model = copy.deepcopy(trainer.model).train()
     plan = trainer.strategy.plan(copy.deepcopy(trainer.rng), 0.0)
@@ -276,20 +277,23 @@ def test_pse_step_equals_its_chunks(tmp_path, data):
     assert r.ce == pytest.approx(expected, abs=1e-5)
 
 
-def test_pse_needs_two_images_per_chunk(tmp_path, data):
+def test_pse_needs_two_images_per_chunk(data):
     with pytest.raises(PssError, match="batch_size"):
-        PssTrainer(_cfg("pse", batch_size=6), tmp_path, data)
+        Trainer.build(_cfg("pse", batch_size=6), data)
 
 
 @pytest.mark.parametrize("name", ["mutual", "pse"])
 def test_resume_continues_exactly(tmp_path, data, name):
-    straight = PssTrainer(_cfg(name, epochs=2), tmp_path / "a", data)
-    straight.fit()
-    first = PssTrainer(_cfg(name, epochs=1), tmp_path / "b", data)
-    first.fit()
-    resumed = PssTrainer(_cfg(name, epochs=2), tmp_path / "b", data, resume=True)
-    assert resumed.start_epoch == 1
-    resumed.fit()
+    straight = Trainer.build(_cfg(name, epochs=2), data)
+    fit(straight, tmp_path / "a")
+    first = Trainer.build(_cfg(name, epochs=1), data)
+    fit(first, tmp_path / "b")
+    resumed = Trainer.build(_cfg(name, epochs=2), data)
+    started = []  # the epochs fit trains: resuming starts at epoch 1 (0-based), the one after the checkpoint's
+    train_epoch = resumed.train_epoch
+    resumed.train_epoch = lambda epoch: (started.append(epoch), train_epoch(epoch))[1]
+    fit(resumed, tmp_path / "b", resume_run=True)
+    assert started == [1]
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     snap_a = json.loads((tmp_path / "a" / "snapshots" / "epoch_0002.json").read_text())
@@ -299,9 +303,9 @@ def test_resume_continues_exactly(tmp_path, data, name):
 
 
 def test_resume_refuses_another_strategy(tmp_path, data):
-    PssTrainer(_cfg("random"), tmp_path, data).fit()
+    fit(Trainer.build(_cfg("random"), data), tmp_path)
     with pytest.raises(PssError, match="strategy"):
-        PssTrainer(_cfg("uniform", epochs=2), tmp_path, data, resume=True)
+        fit(Trainer.build(_cfg("uniform", epochs=2), data), tmp_path, resume_run=True)
 
 
 # ---------------------------------------------------------------------- end to end through the CLI

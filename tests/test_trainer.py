@@ -10,10 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pss.config import TrainConfig
-from pss.data import DataConfig, load_data
-from pss.sampling import prioritized_sample
-from pss.trainer import PssTrainer, cosine_lr, distillation_loss, param_groups
+from pss.config import DataConfig, TrainConfig
+from pss.data import load_data
+from pss.sampling.prioritized import prioritized_sample
+from pss.training.schedules import cosine_lr, distillation_loss, param_groups
+from pss.training.trainer import Trainer
+from pss.workflows.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def setup(tmp_path_factory):
 
 def test_step_metric_is_minus_ce_of_the_medium_forward(setup):
     cfg, data, tmp = setup
-    trainer = PssTrainer(cfg, tmp.mktemp("a"), data)
+    trainer = Trainer.build(cfg, data)
     x, y = next(iter(data.train_batches(32, torch.Generator().manual_seed(0), "cpu")))
     x = x.contiguous(memory_format=torch.channels_last)
     # Predict the step's draws from a copy of its RNG, then the medium's CE before the update.
@@ -50,7 +52,7 @@ def test_step_metric_is_minus_ce_of_the_medium_forward(setup):
 def test_min_subnet_alone_gets_the_low_channels(setup):
     """After a step, weights beyond the max widths are impossible; check the min/max sandwich touched W."""
     cfg, data, tmp = setup
-    trainer = PssTrainer(cfg, tmp.mktemp("b"), data)
+    trainer = Trainer.build(cfg, data)
     x, y = next(iter(data.train_batches(32, torch.Generator().manual_seed(1), "cpu")))
     trainer.optimizer.zero_grad()
     out = trainer.model(x, trainer.min_structure)
@@ -67,7 +69,7 @@ def test_schedules_and_weight_decay_groups(setup):
     assert cosine_lr(55, 100, 10, 0.1) == pytest.approx(0.05)
     assert cosine_lr(100, 100, 10, 0.1) == pytest.approx(0.0, abs=1e-12)
     cfg, data, tmp = setup
-    trainer = PssTrainer(cfg, tmp.mktemp("c"), data)
+    trainer = Trainer.build(cfg, data)
     decay, no_decay = param_groups(trainer.model, 1e-4)
     assert all(p.dim() > 1 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 1e-4
@@ -80,8 +82,8 @@ def test_schedules_and_weight_decay_groups(setup):
 def test_fit_writes_snapshot_and_checkpoint(setup):
     cfg, data, tmp = setup
     out = tmp.mktemp("d")
-    trainer = PssTrainer(cfg, out, data)
-    trainer.fit()
+    trainer = Trainer.build(cfg, data)
+    fit(trainer, out)
     snap = json.loads((out / "snapshots" / "epoch_0001.json").read_text())
     assert snap["epoch"] == 1 and snap["step"] == trainer.batches_per_epoch
     assert set(snap["losses"]) == {"max", "medium", "min"} and set(snap["val_acc"]) == {"max", "min"}

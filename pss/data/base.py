@@ -1,0 +1,128 @@
+"""The interface every dataset implements (:class:`DataBundle`) and the helpers they share."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import PssError
+
+_DEVICE_CACHE_BYTES = 2 << 30  # keep splits up to 2 GiB resident on an accelerator
+
+
+
+class DataBundle:
+    """A train/val split with batch iterators; what the trainer sees.
+
+    Batches are float32 NCHW, normalised with :attr:`mean`/:attr:`std`, at
+    :attr:`native_resolution`, on the requested device; labels are int64.
+    """
+
+    name: str
+    num_classes: int
+    in_channels: int
+    native_resolution: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: list[str]
+    num_train: int
+    num_val: int
+    source: str
+
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """One augmented epoch in an order drawn from ``generator``; drops the last partial batch."""
+        raise NotImplementedError
+
+    def len_train_batches(self, batch_size: int) -> int:
+        """Number of batches :meth:`train_batches` yields (drop_last)."""
+        _check_batch_size(batch_size)
+        return self.num_train // batch_size
+
+    def val_batches(
+        self, batch_size: int, device: torch.device | str = "cpu"
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The validation split, un-augmented, in a fixed order, last partial batch kept."""
+        raise NotImplementedError
+
+    def calibration_batches(
+        self,
+        n_images: int,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """``n_images`` un-augmented training images (a random subset) for BatchNorm re-estimation."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary, written next to checkpoints so a run records its data."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "native_resolution": self.native_resolution,
+            "num_train": self.num_train,
+            "num_val": self.num_val,
+            "class_names": list(self.class_names),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "source": self.source,
+        }
+
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise PssError(f"batch size must be a positive integer, got {batch_size!r}; set batch_size to e.g. 128")
+
+
+def _one_line(exc: BaseException) -> str:
+    """Exception text squeezed onto one line (PssError messages must be one line)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _draw_perm(n: int, generator: torch.Generator) -> Tensor:
+    """A CPU permutation of range(n) from ``generator`` (which may live on any device)."""
+    return torch.randperm(n, generator=generator, device=generator.device).cpu()
+
+
+def stratified_holdout(labels: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Split indices into (train, val), holding out ``val_fraction`` of every class.
+
+    Stratified so that small subsets still validate on every class; seeded so
+    the same seed always gives the same split. Classes with one image stay in
+    train. Both index tensors come back sorted.
+    """
+    n = labels.numel()
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=gen)
+    permuted_labels = labels[perm]
+    val_parts = []
+    for c in torch.unique(labels).tolist():
+        members = perm[permuted_labels == c]
+        if members.numel() < 2:
+            continue
+        k = min(max(int(round(val_fraction * members.numel())), 1), members.numel() - 1)
+        val_parts.append(members[:k])
+    val_idx = torch.cat(val_parts) if val_parts else torch.empty(0, dtype=torch.long)
+    is_val = torch.zeros(n, dtype=torch.bool)
+    is_val[val_idx] = True
+    return torch.nonzero(~is_val).flatten(), torch.sort(val_idx).values
+
+
+def _limit(indices: Tensor, limit: int | None, seed: int, what: str) -> Tensor:
+    """At most ``limit`` of ``indices``: a seeded random subset (sorted) so classes stay mixed."""
+    if limit is None:
+        return indices
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise PssError(f"{what} must be a positive integer or null, got {limit!r}; fix {what} in the config")
+    if limit >= indices.numel():
+        return indices
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen = torch.randperm(indices.numel(), generator=gen)[:limit]
+    return torch.sort(indices[chosen]).values

@@ -1,0 +1,71 @@
+"""An exported subnet's directory: ``model.pt2``, ``state_dict.pt`` and ``card.json`` (what the model is,
+and the input it expects). The export workflow writes the first two; this module owns the names and the card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import PssError
+from ..version import __version__, utc_timestamp
+from .files import CARD_DOC, SCHEMA_VERSION, atomic_write_json, read_document
+from .run import RunDir
+
+CARD_FILE = "card.json"
+PROGRAM_FILE = "model.pt2"
+STATE_FILE = "state_dict.pt"
+EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE)
+
+
+def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: dict) -> dict[str, Any]:
+    """card.json (kind ``pss-subnet-card``) of a calibrated candidate of ``run``'s front."""
+    ds = run_json["dataset"]
+    s = candidate["structure"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": CARD_DOC,
+        "pss_version": __version__,
+        "exported": utc_timestamp(),
+        "structure": s,
+        "key": candidate["key"],
+        "costs": candidate["costs"],
+        "macs": candidate["costs"].get("macs"),
+        "params": candidate["costs"].get("params"),
+        "accuracy": candidate["accuracy"],
+        "constraint": front["constraint"],
+        "budget": pool["budget"],
+        "source": {"run": str(run.path.resolve()), "epoch": front["epoch"], "pool_index": pool["index"]},
+        "calibration_images": front["calibration_images"],
+        "model": run_json["model"],
+        "input": {
+            "resolution": s["resolution"],
+            "shape": ["batch", ds["in_channels"], s["resolution"], s["resolution"]],
+            "layout": "NCHW",
+            "channel_order": "RGB" if ds["in_channels"] == 3 else "grayscale",
+            "scale": "pixel values / 255, then (x - mean) / std",
+            "mean": ds["mean"],
+            "std": ds["std"],
+        },
+        "class_names": ds["class_names"],
+        "files": {"program": PROGRAM_FILE, "state_dict": STATE_FILE},
+        "dataset": ds.get("name"),
+    }
+
+
+def check_export_dir(out: Path) -> Path:
+    """``out`` as a directory an export may write: new, empty, or holding only an earlier export."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise PssError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(p.name not in EXPORT_FILES for p in out.iterdir()):
+        raise PssError(f"--out {out} holds other files; export into an empty or new directory")
+    return out
+
+
+def write_card(out: Path, card: dict[str, Any]) -> None:
+    atomic_write_json(Path(out) / CARD_FILE, card)
+
+
+def read_card(directory: str | Path) -> dict[str, Any]:
+    return read_document(Path(directory).expanduser() / CARD_FILE, "subnet card")

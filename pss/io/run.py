@@ -1,0 +1,303 @@
+"""The run directory: its file names, and the one place that builds and reads its JSON documents.
+
+Layout (documented with its JSON schemas in ``docs/run-format.md``)::
+
+    RUN_DIR/
+      run.json                    config, space, budgets, dataset, versions
+      snapshots/epoch_0001.json   one per finished epoch
+      checkpoint.pt               weights, optimizer, pools, RNG states (last epoch)   (pss.io.checkpoint)
+      calibration/front.json      calibrated top-k per pool and each pool's best
+      calibration/bn_stats.pt     the calibrated BN statistics of those subnets       (pss.io.checkpoint)
+      comparisons/*.json          `pss compare` results the dashboard overlays        (pss.io.comparison)
+      latency_lut.json            a latency run's own copy of its LUT                  (pss.io.lut)
+
+Every file is written atomically, so a reader (the dashboard, possibly while
+training runs) never sees half a file. This module imports no torch: the
+dashboard reads runs through it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..config import TrainConfig
+from ..errors import PssError
+from ..evaluate.selection import CalibratedSubnet, select_best
+from ..problem.budgets import Budget
+from ..problem.problem import Problem
+from ..sampling.pools import SubnetPool
+from ..sampling.prioritized import pool_temperature, prioritized_probs, space_sampling_probability
+from ..version import __version__, utc_timestamp
+from .files import FRONT_DOC, RUN_DOC, SCHEMA_VERSION, SNAPSHOT_DOC, atomic_write_json, read_document
+from .lut import RUN_LUT_FILE, load_lut, resolve_lut_path
+
+RUN_FILE = "run.json"
+SNAPSHOT_DIR = "snapshots"
+CHECKPOINT_FILE = "checkpoint.pt"
+CALIBRATION_DIR = "calibration"
+FRONT_FILE = "front.json"
+BN_STATS_FILE = "bn_stats.pt"
+COMPARISON_DIR = "comparisons"
+
+SNAPSHOT_NAME = re.compile(r"^epoch_(\d{4,})\.json$")
+"""``epoch_NNNN.json``; copies such as ``epoch_0003 (1).json`` do not match."""
+
+
+class RunDir:
+    """Paths, readers and writers of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.path / SNAPSHOT_DIR
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def front_file(self) -> Path:
+        return self.path / CALIBRATION_DIR / FRONT_FILE
+
+    @property
+    def bn_stats_file(self) -> Path:
+        return self.path / CALIBRATION_DIR / BN_STATS_FILE
+
+    @property
+    def comparison_dir(self) -> Path:
+        return self.path / COMPARISON_DIR
+
+    @property
+    def lut_file(self) -> Path:
+        return self.path / RUN_LUT_FILE
+
+    def is_run(self) -> bool:
+        return self.run_file.is_file()
+
+    def has_front(self) -> bool:
+        return self.front_file.is_file()
+
+    def snapshot_path(self, epoch: int) -> Path:
+        return self.snapshot_dir / f"epoch_{epoch:04d}.json"
+
+    def snapshot_paths(self) -> list[Path]:
+        """The snapshot files in epoch order."""
+        if not self.snapshot_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.snapshot_dir.iterdir() if (m := SNAPSHOT_NAME.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    # ------------------------------------------------------------------ run.json
+    def read_run(self) -> dict[str, Any]:
+        return read_document(self.run_file, "run file", RUN_DOC)
+
+    def write_run(self, doc: dict[str, Any]) -> None:
+        atomic_write_json(self.run_file, doc)
+
+    def read_config(self, run_json: dict[str, Any] | None = None) -> TrainConfig:
+        """The config the run was trained with."""
+        run_json = self.read_run() if run_json is None else run_json
+        return TrainConfig.from_mapping(run_json["config"], f"{self.run_file}")
+
+    def read_problem(self, run_json: dict[str, Any] | None = None) -> tuple[TrainConfig, Problem]:
+        """The config and the problem (spec, S, C, Theta) the run was trained with, rebuilt from run.json.
+
+        A latency run finds its LUT at config.latency_lut or, when that path is
+        gone, in the run directory (:data:`~pss.io.lut.RUN_LUT_FILE`).
+        """
+        run_json = self.read_run() if run_json is None else run_json
+        cfg = self.read_config(run_json)
+        try:
+            ds = run_json["dataset"]
+            num_classes, in_channels = int(ds["num_classes"]), int(ds["in_channels"])
+        except (KeyError, TypeError, ValueError):
+            raise PssError(f"{self.run_file} lacks the dataset's num_classes and in_channels; it was not written by pss train") from None
+        latency = load_lut(resolve_lut_path(cfg.latency_lut, self.path)) if cfg.latency_lut else None
+        return cfg, Problem.build(cfg, num_classes, in_channels, latency)
+
+    # ------------------------------------------------------------------ snapshots
+    def read_snapshot(self, path: Path) -> dict[str, Any]:
+        return read_document(path, "snapshot", SNAPSHOT_DOC)
+
+    def read_snapshots(self, skip_damaged: bool = True) -> list[dict[str, Any]]:
+        """Every snapshot, oldest first; damaged ones are skipped (as the dashboard does) unless told otherwise."""
+        out = []
+        for path in self.snapshot_paths():
+            try:
+                out.append(self.read_snapshot(path))
+            except PssError:
+                if not skip_damaged:
+                    raise
+        return out
+
+    def latest_snapshot(self) -> dict[str, Any] | None:
+        paths = self.snapshot_paths()
+        return self.read_snapshot(paths[-1]) if paths else None
+
+    def write_snapshot(self, doc: dict[str, Any]) -> None:
+        atomic_write_json(self.snapshot_path(int(doc["epoch"])), doc)
+
+    # ------------------------------------------------------------------ calibrated front
+    def read_front(self) -> dict[str, Any]:
+        if not self.has_front():
+            raise PssError(f"run {self.path} has no calibrated front; run `pss calibrate {self.path}` first")
+        return read_document(self.front_file, "calibrated front", FRONT_DOC)
+
+    def write_front(self, doc: dict[str, Any]) -> None:
+        atomic_write_json(self.front_file, doc)
+
+
+def open_run(path: str | Path) -> RunDir:
+    """A :class:`RunDir` that exists and holds a run.json (one-line PssError otherwise)."""
+    run = RunDir(path)
+    if not run.path.exists():
+        raise PssError(f"run directory {run.path} does not exist")
+    if not run.is_run():
+        raise PssError(f"{run.path} is not a pss run directory (no {RUN_FILE}); train one with `pss train PRESET --out DIR`")
+    return run
+
+
+# ---------------------------------------------------------------------- documents
+def run_document(
+    cfg: TrainConfig, dataset: dict[str, Any], problem: Problem, bucket_sizes: Sequence[int], batches_per_epoch: int, device: str
+) -> dict[str, Any]:
+    """run.json (kind ``pss-run``): what was trained, on what, with which space and budgets."""
+    space, costs = problem.space, problem.cost_model
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": RUN_DOC,
+        "pss_version": __version__,
+        "created": utc_timestamp(),
+        "config": cfg.to_json(),
+        "dataset": dataset,
+        "model": problem.spec.to_json(),
+        "space": space.to_json(),
+        "constraint": cfg.constraint,
+        "budgets": [b.to_json() for b in problem.budgets],
+        "reference_subnets": {
+            "max": {"structure": space.max_structure.to_json(), "costs": costs.costs(space.max_structure)},
+            "min": {"structure": space.min_structure.to_json(), "costs": costs.costs(space.min_structure)},
+        },
+        "structure_set": {"size": cfg.structure_set_size, "bucket_sizes": list(bucket_sizes)},
+        "batches_per_epoch": batches_per_epoch,
+        "device": device,
+    }
+
+
+def pool_document(t: int, pool: SubnetPool, progress: float, p_end: float, eta_end: float) -> dict[str, Any]:
+    """One pool of a snapshot: its entries with m, the Eq. 3 p and Eq. 6 eta and q at ``progress``, and its counters."""
+    p = space_sampling_probability(p_end, progress, pool.is_full)
+    eta = pool_temperature(eta_end, progress, pool.is_full)
+    return {
+        "index": t,
+        "budget": pool.budget.to_json(),
+        "capacity": pool.capacity,
+        "size": len(pool),
+        "full": pool.is_full,
+        "p": p,
+        "eta": eta,
+        "q": prioritized_probs(pool.metrics(), eta).tolist(),
+        **pool.counters.to_json(),
+        "entries": [e.to_json() for e in pool.entries],
+    }
+
+
+def snapshot_document(
+    *,
+    epoch: int,
+    epochs: int,
+    step: int,
+    lr: float,
+    progress: float,
+    p_end: float,
+    eta_end: float,
+    losses: dict[str, float | None],
+    val_acc: dict[str, float],
+    seconds: float,
+    images_per_second: float,
+    sampler_fallbacks: int,
+    pools: Iterable[SubnetPool],
+    samples: dict[str, list] | None = None,
+) -> dict[str, Any]:
+    """snapshots/epoch_NNNN.json (kind ``pss-snapshot``): the state of training after one epoch."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": SNAPSHOT_DOC,
+        "epoch": epoch,
+        "epochs": epochs,
+        "step": step,
+        "lr": lr,
+        "progress": progress,
+        "p_schedule": p_end ** progress,
+        "eta_schedule": eta_end ** progress,
+        "losses": losses,
+        "val_acc": val_acc,
+        "seconds": seconds,
+        "images_per_second": images_per_second,
+        "sampler_fallbacks": sampler_fallbacks,
+        "pools": [pool_document(t, p, progress, p_end, eta_end) for t, p in enumerate(pools)],
+        **({"samples": samples} if samples is not None else {}),
+    }
+
+
+def front_document(
+    epoch: int,
+    constraint: str,
+    top_k: int,
+    calibration_images: int,
+    validation_images: int,
+    budgets: Sequence[Budget],
+    per_pool: Sequence[Sequence[CalibratedSubnet]],
+    references: dict[str, dict],
+) -> dict[str, Any]:
+    """calibration/front.json (kind ``pss-front``): per pool (or searched budget) its candidates and the Eq. 5 best."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": FRONT_DOC,
+        "pss_version": __version__,
+        "epoch": int(epoch),
+        "constraint": constraint,
+        "top_k": int(top_k),
+        "calibration_images": int(calibration_images),
+        "validation_images": int(validation_images),
+        "pools": [
+            {
+                "index": t,
+                "budget": budget.to_json(),
+                "candidates": [c.to_json() for c in cands],
+                "best": select_best(cands) if cands else None,
+            }
+            for t, (budget, cands) in enumerate(zip(budgets, per_pool))
+        ],
+        "references": references,
+    }
+
+
+def front_kinds(front: dict[str, Any]) -> list[str]:
+    """The budget kinds of a front's pools, in order (one kind unless trained with extra_constraints)."""
+    return list(dict.fromkeys(p["budget"]["kind"] for p in front["pools"])) or [front.get("constraint", "macs")]
+
+
+def front_candidates(front: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(pool, candidate) for every calibrated candidate of a front, pool by pool."""
+    return [(pool, c) for pool in front["pools"] for c in pool["candidates"]]
+
+
+def find_candidate(front: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pool, candidate) of the calibrated subnet with structure ``key`` in a front."""
+    for pool, candidate in front_candidates(front):
+        if candidate["key"] == key:
+            return pool, candidate
+    raise PssError(f"subnet {key} is not in the calibrated front; pick one listed by `pss info RUN` or rerun `pss calibrate`")

@@ -1,0 +1,215 @@
+"""The subnet structure space S (PSS-Net Sec. 3.1).
+
+A supernet exposes L searchable width dimensions plus the input resolution.
+Each dimension i has a backbone width ``o_max`` and a lower bound
+``o_min = lower_bound * o_max``; sampled widths are rounded to the nearest
+multiple of ``divisor`` so deployed channels stay hardware friendly.
+
+A :class:`Structure` is the canonical, immutable identity of a subnet: its
+realised integer channels and its resolution. Pools are keyed by
+:attr:`Structure.key`, never by float multipliers, so two multipliers that
+round to the same channels are the same subnet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import PssError
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``min_value``).
+
+    Used for backbone widths under a width multiplier (as in MobileNet code): a
+    result more than 10% below ``value`` is bumped up one step.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def round_to_divisor(value: float, divisor: int) -> int:
+    """Nearest multiple of ``divisor`` (Sec. 3.1: "round to its nearest multiple of 8")."""
+    return max(divisor, int(math.floor(value / divisor + 0.5)) * divisor)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searchable width: the channel count shared by every layer tied to it."""
+
+    name: str
+    o_min: int
+    o_max: int
+    choices: tuple[int, ...]
+
+    @property
+    def group(self) -> str:
+        """The stage or block the dimension belongs to: ``s3`` for ``s3.b2.expand``."""
+        return self.name.split(".")[0]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A subnet phi = ({o_i}, r): realised channels per dimension and input resolution."""
+
+    widths: tuple[int, ...]
+    resolution: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "resolution", int(self.resolution))
+
+    @property
+    def key(self) -> str:
+        """Stable, human-readable identity: ``r32-16.24.24...``."""
+        return f"r{self.resolution}-" + ".".join(str(w) for w in self.widths)
+
+    @property
+    def short_id(self) -> str:
+        """A short stable hash of :attr:`key`, for file names and tables."""
+        return hashlib.sha1(self.key.encode()).hexdigest()[:10]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"widths": list(self.widths), "resolution": self.resolution}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Structure":
+        try:
+            return cls(tuple(data["widths"]), data["resolution"])
+        except (KeyError, TypeError) as exc:  # pragma: no cover - message path
+            raise PssError(f"malformed structure {data!r}: expected {{'widths': [...], 'resolution': R}}") from exc
+
+    @classmethod
+    def from_key(cls, key: str) -> "Structure":
+        try:
+            head, tail = key.split("-", 1)
+            if not head.startswith("r"):
+                raise ValueError(key)
+            return cls(tuple(int(w) for w in tail.split(".")), int(head[1:]))
+        except ValueError as exc:
+            raise PssError(f"malformed structure key {key!r}: expected 'r<res>-<w1>.<w2>...'") from exc
+
+
+class StructureSpace:
+    """S: per-dimension channel choices and the resolution choices.
+
+    ``choices`` of a dimension are the distinct values of
+    ``round_to_divisor(o, divisor)`` for every integer o in [o_min, o_max]
+    (Sec. 3.1: sample o from {o_min, ..., o_max} then round), clipped to
+    [o_min rounded, o_max]. Sampling an index uniformly over ``choices`` is
+    therefore *not* the same as sampling o uniformly; :meth:`sample_uniform`
+    follows the paper (integers first, then rounding).
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        o_max: Sequence[int],
+        resolutions: Sequence[int],
+        lower_bound: float = 0.75,
+        divisor: int = 8,
+    ) -> None:
+        if not 0.0 < lower_bound <= 1.0:
+            raise PssError(f"lower_bound must be in (0, 1], got {lower_bound}; the paper uses 0.75 (Table 7: 0.25, 0.7, 0.8)")
+        if divisor < 1:
+            raise PssError(f"divisor must be a positive integer, got {divisor}")
+        if not resolutions:
+            raise PssError("the structure space needs at least one resolution")
+        self.lower_bound = float(lower_bound)
+        self.divisor = int(divisor)
+        self.resolutions = tuple(sorted(int(r) for r in resolutions))
+        dims, self.integer_pools = [], []
+        for name, top in zip(names, o_max):
+            top = int(top)
+            low = max(1, int(math.ceil(lower_bound * top)))
+            # Every integer in [o_min, o_max], rounded: uniform sampling over this
+            # array is the paper's "sample o, then round" (choices weighted by how
+            # many integers round to them).
+            rounded = np.floor(np.arange(low, top + 1) / divisor + 0.5).astype(np.int64) * divisor
+            rounded = np.clip(rounded, min(top, round_to_divisor(low, divisor)), top)
+            # o_max itself stays reachable even when it is not a multiple of the
+            # divisor, so the supernet (phi_max) is a member of S.
+            rounded[-1] = top
+            choices = tuple(int(c) for c in np.unique(rounded))
+            dims.append(Dimension(name, choices[0], top, choices))
+            self.integer_pools.append(rounded)
+        self.dimensions = tuple(dims)
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.dimensions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions)
+
+    @property
+    def max_structure(self) -> Structure:
+        return Structure(tuple(d.o_max for d in self.dimensions), self.resolutions[-1])
+
+    @property
+    def min_structure(self) -> Structure:
+        return Structure(tuple(d.choices[0] for d in self.dimensions), self.resolutions[0])
+
+    def uniform_structure(self, multiplier: float, resolution: int | None = None) -> Structure:
+        """The uniform-width subnet: every dimension at ``multiplier * o_max`` (clipped into S)."""
+        widths = []
+        for d in self.dimensions:
+            w = round_to_divisor(multiplier * d.o_max, self.divisor)
+            widths.append(min(d.o_max, max(d.choices[0], w)))
+        return Structure(tuple(widths), resolution or self.resolutions[-1])
+
+    def contains(self, s: Structure) -> bool:
+        return (
+            len(s.widths) == len(self.dimensions)
+            and s.resolution in self.resolutions
+            and all(w in d.choices for w, d in zip(s.widths, self.dimensions))
+        )
+
+    def validate(self, s: Structure) -> Structure:
+        if not self.contains(s):
+            raise PssError(f"structure {s.key} is not in this structure space ({len(self)} dimensions, resolutions {list(self.resolutions)})")
+        return s
+
+    # ---------------------------------------------------------------- sampling
+    def sample_uniform_arrays(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n structures drawn as in Sec. 3.1, vectorised: (widths (n, L) int, resolutions (n,) int)."""
+        widths = np.empty((n, len(self.dimensions)), dtype=np.int64)
+        for i, pool in enumerate(self.integer_pools):
+            widths[:, i] = pool[rng.integers(0, len(pool), size=n)]
+        res = np.asarray(self.resolutions)[rng.integers(0, len(self.resolutions), size=n)]
+        return widths, res
+
+    def sample_uniform(self, rng: np.random.Generator) -> Structure:
+        w, r = self.sample_uniform_arrays(1, rng)
+        return Structure(tuple(w[0]), int(r[0]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lower_bound": self.lower_bound,
+            "divisor": self.divisor,
+            "resolutions": list(self.resolutions),
+            "dimensions": [
+                {"name": d.name, "o_min": d.o_min, "o_max": d.o_max, "choices": list(d.choices)}
+                for d in self.dimensions
+            ],
+            "dimension_names": list(self.names),
+        }
+
+
+def resolution_range(r_min: int, r_max: int, step: int) -> tuple[int, ...]:
+    """{r_min, r_min + step, ..., r_max} (Sec. 3.1 uses step 8 for 224-px data)."""
+    if r_min > r_max or step <= 0:
+        raise PssError(f"bad resolution range {r_min}..{r_max} step {step}: need r_min <= r_max and step > 0")
+    values = list(range(r_min, r_max + 1, step))
+    if values[-1] != r_max:
+        values.append(r_max)
+    return tuple(values)

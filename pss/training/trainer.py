@@ -1,0 +1,308 @@
+"""Supernet training (PSS-Net Alg. 1-2 and the baselines): one batch, one epoch, the training state.
+
+``config.strategy`` picks which subnets a batch trains (:mod:`pss.sampling.strategies`):
+``pss`` (the default: Alg. 1-3), ``uniform`` (US-Net), ``mutual``
+(MutualNet), ``random`` (BigNAS/OFA) or ``pse`` (PSE-Net parallel subnets).
+
+Serial strategies run Alg. 2 (sandwich rule + inplace distillation) per batch:
+
+1. the max subnet with cross-entropy on the labels;
+2. every other subnet of the plan by KL to the detached max output (for
+   ``pss``: one medium chosen by prioritized sampling, Alg. 3, for a budget
+   drawn uniformly from Theta, then the min subnet);
+
+then one optimizer step. Each backward runs right after its forward, so only
+one subnet's activations are alive at a time. The parallel strategy (``pse``)
+runs one forward/backward of the max network whose batch chunks belong to
+different subnets (:meth:`pss.nn.supernet.Supernet.forward_parallel`), each
+chunk trained by cross-entropy on its labels.
+
+Every subnet's cross-entropy on its images comes from its training forward:
+for ``pss`` the medium's m = -CE updates its pool (Alg. 3 lines 8-17), and for
+every strategy each non-max subnet's CE, with the max subnet's CE of the same
+step, is logged in :class:`~pss.training.records.SampleLog` (the training-loss
+prior of PSE-Net Eq. 17-19).
+
+The trainer writes no files: :meth:`Trainer.state_dict` and
+:meth:`Trainer.load_state_dict` give and take the whole training state, and
+the train workflow (:mod:`pss.workflows.train`) writes the run directory.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data import DataBundle
+from ..errors import PssError
+from ..evaluate.calibration import BNCalibrator, evaluate_accuracy
+from ..nn.device import resolve_device
+from ..nn.supernet import Supernet, chunk_sizes
+from ..problem.latency_table import LatencyTable
+from ..problem.problem import Problem
+from ..sampling.marginals import StructureDistributionSampler
+from ..sampling.pools import PoolCounters, SubnetPool
+from ..sampling.prioritized import training_progress
+from ..sampling.strategies import Strategy, Subnet, make_strategy
+from .records import EpochStats, SampleLog, StepResult
+from .schedules import cosine_lr, distillation_loss, param_groups
+
+
+class Trainer:
+    """Trains one supernet on ``data`` with ``cfg.strategy``; holds the whole training state."""
+
+    def __init__(self, cfg: TrainConfig, problem: Problem, data: DataBundle, device: torch.device | str | None = None) -> None:
+        self.cfg = cfg
+        self.problem = problem
+        self.data = data
+        self.device = resolve_device(cfg.device) if device is None else torch.device(device)
+        self.space, self.costs, self.budgets = problem.space, problem.cost_model, problem.budgets
+        self.max_structure = self.space.max_structure
+        self.min_structure = self.space.min_structure
+
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.model = Supernet(problem.spec).to(self.device)
+        if cfg.channels_last:  # NHWC is 15-50% faster for these convs on CPU (oneDNN) and GPU
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            param_groups(self.model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+        )
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+        self.sampler = StructureDistributionSampler(
+            self.space,
+            problem.cost_array_fns(),  # kind -> C(.): every budget judged by its own kind (PSS-Net_M)
+            self.budgets,
+            self.rng,
+            set_size=cfg.structure_set_size,
+            max_trials=cfg.max_trials,
+        )
+        empty = [b.label for b, n in zip(self.budgets, self.sampler.bucket_sizes) if n == 0]
+        if empty:
+            raise PssError(
+                f"no structure in S meets budget(s) {', '.join(empty)}; use fewer budgets (budget_count) "
+                "or a wider tolerance, or a larger structure_set_size"
+            )
+        self.strategy: Strategy = make_strategy(
+            cfg.strategy,
+            self.space,
+            cfg.num_subnets,
+            sampler=self.sampler,
+            costs=self.costs.costs,
+            pool_size=cfg.pool_size,
+            p_end=cfg.p_end,
+            eta_end=cfg.eta_end,
+            metric_lambda=cfg.metric_lambda,
+        )
+        self.samples = SampleLog()
+        self.batches_per_epoch = data.len_train_batches(cfg.batch_size)
+        if self.batches_per_epoch < 1:
+            raise PssError(f"batch_size {cfg.batch_size} exceeds the {data.num_train} training images; lower batch_size")
+        self.total_steps = self.batches_per_epoch * cfg.epochs
+        self.warmup_steps = int(round(cfg.warmup_epochs * self.batches_per_epoch))
+        if self.strategy.parallel and cfg.batch_size < 2 * cfg.num_subnets:
+            raise PssError(
+                f"strategy {cfg.strategy} splits each batch into num_subnets={cfg.num_subnets} chunks of at least 2 images; "
+                f"raise batch_size (now {cfg.batch_size}) to at least {2 * cfg.num_subnets}"
+            )
+        self.step = 0
+        self.epoch = 0  # epochs finished
+
+    @classmethod
+    def build(cls, cfg: TrainConfig, data: DataBundle, latency: LatencyTable | None = None, device=None) -> "Trainer":
+        """A trainer for ``cfg`` on ``data``: the problem (spec, S, C, Theta) is built from both."""
+        return cls(cfg, Problem.build(cfg, data.num_classes, data.in_channels, latency), data, device)
+
+    @property
+    def pools(self) -> list[SubnetPool]:
+        """Pi: the subnet pools (empty unless the strategy is pss)."""
+        return self.strategy.pools
+
+    # ------------------------------------------------------------------ one batch
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.use_amp else nullcontext()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> StepResult:
+        """One batch: the strategy's subnets (Alg. 1 lines 4-8 and Alg. 2 for pss), then one optimizer step."""
+        cfg = self.cfg
+        for g in self.optimizer.param_groups:
+            g["lr"] = cosine_lr(self.step, self.total_steps, self.warmup_steps, cfg.lr)
+        self.optimizer.zero_grad(set_to_none=True)
+
+        subnets = self.strategy.plan(self.rng, progress)
+        if self.strategy.parallel:
+            losses, ces = self._parallel_forward_backward(x, y, subnets)
+        else:
+            losses, ces = self._serial_forward_backward(x, y, subnets)
+        values = torch.stack([*losses, *ces]).tolist()  # one device sync
+        result = StepResult(subnets, values[: len(subnets)], values[len(subnets):])
+        if not all(math.isfinite(v) for v in values):
+            raise PssError(
+                f"training diverged at step {self.step} (a loss is not finite); lower lr (now {cfg.lr}) "
+                "and start over with --force, or --resume from the last good epoch"
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        self.strategy.observe(subnets, result.ce)
+        self.samples.add(self.step, result)
+        return result
+
+    def _serial_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
+        """Alg. 2: one forward/backward per subnet on the whole batch; max first, by CE, the rest by KL (or CE)."""
+        losses, ces = [], []
+        teacher = None
+        for s in subnets:
+            with self._autocast():
+                out = self.model(x, s.structure)
+                if s.role == "max" or not self.strategy.distill:
+                    loss = ce = F.cross_entropy(out.float(), y)
+                else:
+                    loss = distillation_loss(out, teacher)
+                    ce = F.cross_entropy(out.detach().float(), y)  # m = -batch_loss, same forward
+            self._backward(loss)
+            if s.role == "max" and self.strategy.distill:
+                teacher = F.softmax(out.detach().float(), dim=1)
+            losses.append(loss.detach())
+            ces.append(ce.detach())
+            del out, loss
+        return losses, ces
+
+    def _parallel_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
+        """PSE-Net: one forward/backward of the max network, batch chunk i trained by subnet i (CE each)."""
+        sizes = chunk_sizes(x.shape[0], len(subnets))
+        with self._autocast():
+            out = self.model.forward_parallel(x, [s.structure for s in subnets], sizes)
+            ces = [F.cross_entropy(o.float(), t) for o, t in zip(out.split(sizes), y.split(sizes))]
+        self._backward(torch.stack(ces).sum())
+        ces = [c.detach() for c in ces]
+        return ces, ces
+
+    # ------------------------------------------------------------------ epochs
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """Epoch ``epoch`` (0-based) over the training split; pool counters and the sample log start afresh."""
+        cfg = self.cfg
+        self.model.train()
+        for pool in self.pools:
+            pool.counters = PoolCounters()
+        self.samples = SampleLog()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        sums = {"max": 0.0, "medium": 0.0, "min": 0.0}
+        counts = dict.fromkeys(sums, 0)
+        n = 0
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                   dynamic_ncols=True, disable=not cfg.progress)
+        for b, (x, y) in enumerate(self.data.train_batches(cfg.batch_size, gen, self.device)):
+            progress = training_progress(epoch, b, self.batches_per_epoch, cfg.epochs)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            r = self.train_step(x, y, progress)
+            for name, value in (("max", r.loss_max), ("medium", r.loss_medium), ("min", r.loss_min)):
+                if value is not None:
+                    sums[name] += value
+                    counts[name] += 1
+            n += 1
+            full = sum(p.is_full for p in self.pools)
+            pools = f" pools full {full}/{len(self.pools)}" if self.pools else ""
+            bar.set_postfix_str(f"loss {r.loss_max:.3f}{pools}", refresh=False)
+            bar.update(1)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        self.epoch = epoch + 1
+        return EpochStats(
+            epoch=epoch + 1,
+            # medium/min are None for a strategy that trains none (pse has no min; n = 2 has no medium)
+            losses={k: (v / counts[k] if counts[k] else None) for k, v in sums.items()},
+            samples=self.samples,
+            seconds=seconds,
+            images_per_second=n * cfg.batch_size / max(seconds, 1e-9),
+            progress_end=training_progress(epoch + 1, 0, self.batches_per_epoch, cfg.epochs),
+        )
+
+    def evaluate_references(self) -> dict[str, float]:
+        """Validation accuracy of the max and min subnets after a quick BN re-estimate.
+
+        With ``eval_calib_images = 0`` the supernet's own (stale, shared)
+        running statistics are used instead.
+        """
+        cfg = self.cfg
+        out = {}
+        calibrator = BNCalibrator(self.model) if cfg.eval_calib_images > 0 else None
+        for name, s in (("max", self.max_structure), ("min", self.min_structure)):
+            val = self.data.val_batches(cfg.eval_batch_size, self.device)
+            if calibrator is None:
+                out[name] = evaluate_accuracy(self.model, s, val)
+            else:
+                gen = torch.Generator().manual_seed(cfg.seed + 17)
+                calibrator.calibrate(s, self.data.calibration_batches(cfg.eval_calib_images, cfg.eval_batch_size, gen, self.device))
+                out[name] = calibrator.accuracy(s, val)
+        self.model.train()
+        return out
+
+    def epoch_line(self, stats: EpochStats) -> str:
+        """The one-line summary printed after each epoch."""
+        full = sum(p.is_full for p in self.pools)
+        pools = f"pools full {full}/{len(self.pools)} " if self.pools else ""
+        return (
+            f"epoch {stats.epoch}/{self.cfg.epochs} ({self.cfg.strategy}): loss max {stats.losses['max']:.3f} "
+            f"val acc max {stats.val_acc['max']:.3f} min {stats.val_acc['min']:.3f} "
+            f"{pools}({stats.images_per_second:.0f} img/s)"
+        )
+
+    # ------------------------------------------------------------------ training state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit-identically (what the checkpoint holds)."""
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "strategy": self.cfg.strategy,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pools": list(self.pools),
+            "sampler_fallbacks": self.sampler.fallbacks,
+            "rng": {
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "the checkpoint") -> None:
+        """Continue from :meth:`state_dict` (as read back by :func:`pss.io.checkpoint.read_checkpoint`)."""
+        if state.get("packed"):
+            raise PssError(
+                f"{source} was packed with `pss pack` ({state['packed']} weights, no optimizer state) "
+                "and cannot be resumed; view, calibrate or export it, or train a new run"
+            )
+        strategy = state.get("strategy", "pss")
+        if strategy != self.cfg.strategy:
+            raise PssError(f"{source} was trained with strategy {strategy!r}, its config says {self.cfg.strategy!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.strategy.pools = list(state["pools"])
+        self.sampler.fallbacks = int(state.get("sampler_fallbacks", 0))
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])

@@ -1,0 +1,118 @@
+"""What `pss calibrate` and `pss search` share: calibrating and validating subnets of a trained run,
+and writing the calibrated front (``calibration/front.json`` + ``bn_stats.pt``) that export,
+compare and the dashboard read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data import DataBundle, load_data
+from ..errors import PssError
+from ..evaluate.calibration import BNCalibrator, calibrate_and_evaluate
+from ..evaluate.selection import CalibratedSubnet
+from ..io.checkpoint import write_bn_stats
+from ..io.run import front_document
+from ..problem.budgets import Budget
+from ..problem.space import Structure
+from .loaded import TrainedRun
+from .progress import Progress
+
+#: Offset of the seed that picks calibration images from the run's seed (calibrate and search use the same images).
+CALIBRATION_SEED_OFFSET = 8192
+
+
+class SubnetEvaluator:
+    """BN calibration on ``images`` training images, then validation accuracy (Eq. 5), cached by structure key.
+
+    Keeps the BN statistics of the subnets still wanted (:meth:`keep_only`);
+    calibration is deterministic, so a dropped subnet's statistics are simply
+    recomputed when asked for again.
+    """
+
+    def __init__(self, trained: TrainedRun, data: DataBundle, images: int, device: torch.device) -> None:
+        if images < 1:
+            raise PssError("--images must be at least 1")
+        self.trained, self.data, self.images, self.device = trained, data, int(images), device
+        self.calibrator = BNCalibrator(trained.supernet)
+        self.batch_size = trained.cfg.eval_batch_size
+        self.seed = trained.cfg.seed + CALIBRATION_SEED_OFFSET
+        self.pool_m = {e.structure.key: e.m for p in trained.pools for e in p.entries}
+        self.results: dict[str, CalibratedSubnet] = {}
+        self.stats: dict[str, dict[str, torch.Tensor]] = {}
+        self.calibrations = 0
+
+    def calib_batches(self):
+        return self.data.calibration_batches(self.images, self.batch_size, torch.Generator().manual_seed(self.seed), self.device)
+
+    def val_batches(self):
+        return self.data.val_batches(self.batch_size, self.device)
+
+    def __call__(self, s: Structure, m: float | None = None) -> CalibratedSubnet:
+        """The calibrated subnet ``s``; its m is ``m`` when given, else its pool metric if a pool holds it."""
+        r = self.results.get(s.key)
+        if r is None:
+            costs = self.trained.problem.cost_model.costs(s)
+            r, stats = calibrate_and_evaluate(self.calibrator, s, self.calib_batches, self.val_batches, costs, self.pool_m.get(s.key))
+            self.results[s.key] = r
+            self.stats[s.key] = stats
+            self.calibrations += 1
+        return r if m is None or m == r.m else dataclasses.replace(r, m=m)
+
+    def keep_only(self, keys: set[str]) -> None:
+        for k in [k for k in self.stats if k not in keys]:
+            del self.stats[k]
+
+    def stats_of(self, s: Structure) -> dict[str, torch.Tensor]:
+        if s.key not in self.stats:
+            self.stats[s.key] = self.calibrator.calibrate(s, self.calib_batches())
+        return self.stats[s.key]
+
+    @property
+    def calibration_images(self) -> int:
+        return min(self.images, self.data.num_train)
+
+
+def open_evaluator(trained: TrainedRun, images: int | None, device: torch.device) -> SubnetEvaluator:
+    """The run's data and a :class:`SubnetEvaluator` on it (``images`` default: the run's calib_images)."""
+    images = trained.cfg.calib_images if images is None else int(images)
+    if images < 1:
+        raise PssError("--images must be at least 1")
+    return SubnetEvaluator(trained, load_data(trained.cfg), images, device)
+
+
+def write_calibrated_front(
+    trained: TrainedRun,
+    evaluator: SubnetEvaluator,
+    kind: str,
+    top_k: int,
+    budgets: Sequence[Budget],
+    per_pool: Sequence[Sequence[CalibratedSubnet]],
+    progress: Progress,
+    extra: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Calibrate phi_max and phi_min as references, then write the front and its BN statistics; returns the front.
+
+    ``per_pool[t]`` are the candidates kept for ``budgets[t]``; ``extra()``, called
+    once the references are done, gives fields to add to the front document (a
+    search's ``method`` and ``search``).
+    """
+    space = trained.problem.space
+    bn_stats = {c.structure.key: evaluator.stats_of(c.structure) for cands in per_pool for c in cands}
+    references = {}
+    for name, s in (("max", space.max_structure), ("min", space.min_structure)):
+        r, stats = calibrate_and_evaluate(evaluator.calibrator, s, evaluator.calib_batches, evaluator.val_batches,
+                                          trained.problem.cost_model.costs(s))
+        references[name] = r.to_json()
+        bn_stats[s.key] = stats
+        progress.tick(f"reference {name}: accuracy {r.accuracy:.3f}")
+    front = front_document(trained.epoch, kind, top_k, evaluator.calibration_images, evaluator.data.num_val,
+                           budgets, per_pool, references)
+    if extra is not None:
+        front.update(extra())
+    write_bn_stats(trained.run, bn_stats)
+    trained.run.write_front(front)
+    return front

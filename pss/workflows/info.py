@@ -1,0 +1,131 @@
+"""Summaries of a run directory for `pss info` and `pss calibrate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..io.run import open_run
+from ..units import format_cost, format_quantity
+
+
+def _same_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.get("kind") == b.get("kind") and abs(float(a["value"]) - float(b["value"])) <= 1e-9 * max(1.0, abs(float(a["value"])))
+
+
+def _best(pool: dict[str, Any]) -> dict[str, Any] | None:
+    if pool.get("best") is None:
+        return None
+    c = pool["candidates"][pool["best"]]
+    return {"key": c["key"], "accuracy": c["accuracy"], "costs": c["costs"]}
+
+
+def run_summary(run_dir) -> dict[str, Any]:
+    run = open_run(run_dir)
+    meta = run.read_run()
+    cfg = meta["config"]
+    snapshots = run.snapshot_paths()
+    last = run.latest_snapshot()
+    front = run.read_front() if run.has_front() else None
+    pools = []
+    for t, b in enumerate(meta["budgets"]):
+        entry: dict[str, Any] = {"index": t, "budget": b}
+        if last is not None and t < len(last["pools"]):  # strategies other than pss keep no pools
+            p = last["pools"][t]
+            entry.update(size=p["size"], capacity=p["capacity"], best_m=(p["entries"][0]["m"] if p["entries"] else None), p=p["p"], eta=p["eta"])
+        # a front's pools are matched by budget, not index: `pss search --budgets` may use other ones
+        match = [fp for fp in (front or {}).get("pools", []) if _same_budget(fp["budget"], b)]
+        if match and _best(match[0]) is not None:
+            entry["calibrated"] = _best(match[0])
+        pools.append(entry)
+    searched = [
+        {"budget": fp["budget"], "calibrated": _best(fp)}
+        for fp in (front or {}).get("pools", [])
+        if not any(_same_budget(fp["budget"], b) for b in meta["budgets"])
+    ]
+    return {
+        "run": str(run.path),
+        "schema_version": meta["schema_version"],
+        "pss_version": meta["pss_version"],
+        "model": meta["model"],
+        "dataset": {k: meta["dataset"].get(k) for k in ("name", "num_classes", "num_train", "num_val")},
+        "constraint": meta["constraint"],
+        "epochs_done": last["epoch"] if last else 0,
+        "epochs": cfg["epochs"],
+        "finished": bool(last and last["epoch"] >= cfg["epochs"]),
+        "snapshots": len(snapshots),
+        "last": None if last is None else {"epoch": last["epoch"], "lr": last["lr"], "losses": last["losses"], "val_acc": last["val_acc"]},
+        "reference_subnets": meta["reference_subnets"],
+        "calibrated": front is not None,
+        "front_method": (front or {}).get("method", "calibrate") if front else None,
+        "strategy": cfg.get("strategy", "pss"),
+        "pools": pools,
+        "other_budgets": searched,
+    }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    unit = s["constraint"]
+    m = s["model"]
+    lines = [
+        f"run        {s['run']}",
+        f"model      {m['model']} x{m['width_mult']} ({m['stem']} stem), {s['dataset']['name']} "
+        f"({s['dataset']['num_classes']} classes, {s['dataset']['num_train']} train / {s['dataset']['num_val']} val)",
+        f"progress   {s['epochs_done']}/{s['epochs']} epochs" + (" (finished)" if s["finished"] else " (training or stopped)"),
+    ]
+    if s["last"]:
+        acc = s["last"]["val_acc"]
+        lines.append(f"last epoch val acc max {acc['max']:.4f}  min {acc['min']:.4f}; loss max {s['last']['losses']['max']:.4f}")
+    ref = s["reference_subnets"]
+    if s.get("strategy", "pss") != "pss":
+        lines.append(f"strategy   {s['strategy']} (no pools; `pss search` finds and calibrates subnets per budget)")
+    kinds = list(dict.fromkeys(p["budget"]["kind"] for p in s["pools"])) or [unit]
+    for kind in kinds:  # one line per kind: a multi-constraint run (extra_constraints) has several
+        if kind in ref["min"]["costs"] and kind in ref["max"]["costs"]:
+            label = "range" if len(kinds) == 1 else f"range {kind}"
+            lines.append(f"{label:<10} {format_cost(ref['min']['costs'][kind], kind)} .. {format_cost(ref['max']['costs'][kind], kind)}")
+    lines.append(f"{'pool':>4}  {'budget':>26}  {'kind':>7}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {'cost':>14}")
+
+    def band(b: dict[str, Any]) -> str:
+        return f"{format_cost(b['value'], b['kind'])} +/- {format_quantity(b['tolerance'])}"
+
+    def cost_of(cal: dict[str, Any] | None, kind: str) -> str:
+        return format_cost(cal["costs"][kind], kind) if cal and kind in cal["costs"] else "-"
+
+    for p in s["pools"]:
+        b = p["budget"]
+        size = f"{p.get('size', 0)}/{p.get('capacity', '?')}"
+        best_m = f"{p['best_m']:.4f}" if p.get("best_m") is not None else "-"
+        cal = p.get("calibrated")
+        acc = f"{cal['accuracy']:.4f}" if cal else "-"
+        lines.append(
+            f"{p['index']:>4}  {band(b):>26}  {b['kind']:>7}  {size:>8}  {best_m:>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}"
+        )
+    for p in s.get("other_budgets", []):
+        b, cal = p["budget"], p["calibrated"]
+        acc = f"{cal['accuracy']:.4f}" if cal else "-"
+        lines.append(f"{'srch':>4}  {band(b):>26}  {b['kind']:>7}  {'':>8}  {'':>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}")
+    if not s["calibrated"]:
+        lines.append(f"not calibrated yet: pss calibrate {s['run']}" + ("" if s.get("strategy", "pss") == "pss" else f" or pss search {s['run']}"))
+    elif s.get("front_method") not in (None, "calibrate"):
+        lines.append(f"front from `pss search --method {s['front_method']}`")
+    return "\n".join(lines)
+
+
+def format_front(front: dict[str, Any]) -> str:
+    unit = front["constraint"]
+    what = "pool" if front.get("method", "calibrate") == "calibrate" else f"budget ({front['method']} search)"
+    lines = [f"calibrated top-{front['top_k']} of each {what} on {front['calibration_images']} images (epoch {front['epoch']}):"]
+    for p in front["pools"]:
+        if p["best"] is None:
+            lines.append(f"  pool {p['index']}: empty")
+            continue
+        best = p["candidates"][p["best"]]
+        accs = " ".join(f"{c['accuracy']:.3f}" for c in p["candidates"])
+        kind = p["budget"].get("kind", unit)  # the pool's own kind (several with extra_constraints)
+        lines.append(
+            f"  pool {p['index']} ({p['budget']['label']}): best acc {best['accuracy']:.4f} at "
+            f"{format_cost(best['costs'][kind], kind)}  [top-k: {accs}]"
+        )
+    for name, r in front["references"].items():
+        lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_cost(r['costs'][unit], unit)}")
+    return "\n".join(lines)
