@@ -1,7 +1,7 @@
 """Dashboard speed on a long run: load time and slider re-render time.
 
 Generates (or reuses) a run of 250 epochs x 20 pools x 50 entries with
-``bench/make_run.py``, then measures, in one process:
+``tests/make_run.py``, then measures, in one process:
 
 * ``pssviz.load_run`` cold (every snapshot parsed) and warm (the app's
   per-file SnapshotCache hit, as when a live run gains one epoch);
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _make_run(out: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("make_run", REPO / "bench" / "make_run.py")
+    spec = importlib.util.spec_from_file_location("make_run", REPO / "tests" / "make_run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.make_run(out, epochs=250, pools=20, entries=50)

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = helpers.REPO_ROOT
 APP = str(REPO / "app" / "main.py")
-SAMPLE = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
+SAMPLE = helpers.SAMPLE_RUN
 PAGES = ["Overview", "Pools", "Sampling", "Widths", "Front & Export"]
 
 
@@ -142,6 +144,7 @@ def test_empty_run_says_training_has_not_finished_an_epoch(generated_root, tmp_p
         assert any("No epoch" in i.value or "not been calibrated" in i.value for i in at.info), page
 
 
+@pytest.mark.slow
 def test_uncalibrated_run_offers_calibration_and_runs_it(uncalibrated_run_copy, monkeypatch):
     at = _goto(_app(uncalibrated_run_copy.parent, monkeypatch), "Front & Export")
     _assert_clean(at)
@@ -195,13 +198,10 @@ def test_comparison_file_is_overlaid_on_the_front(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def baseline_root(tmp_path_factory) -> Path:
-    """A real 1-epoch run of a strategy without pools (PSE-Net parallel subnets)."""
-    from conftest import TRAIN_SMALL
-    from pss.cli import main
-
+def baseline_root(small_run, tmp_path_factory) -> Path:
+    """A folder holding ``pse``: a real 1-epoch run of a strategy without pools (PSE-Net parallel subnets)."""
     root = tmp_path_factory.mktemp("baseline")
-    assert main(["train", "smoke", "--out", str(root / "pse"), "--quiet", "--set", "strategy=pse", *TRAIN_SMALL]) == 0
+    helpers.copy_run(small_run(strategy="pse"), root / "pse")
     return root
 
 
@@ -216,6 +216,7 @@ def test_every_page_on_a_run_without_pools(page, baseline_root, monkeypatch):
         assert len(spec["data"][0]["x"]) > 0, "the subnets pse trained are drawn"
 
 
+@pytest.mark.slow
 def test_a_run_without_pools_is_searched_from_the_app(baseline_root, tmp_path, monkeypatch):
     run = shutil.copytree(baseline_root / "pse", tmp_path / "runs" / "pse")
     at = _goto(_app(tmp_path / "runs", monkeypatch), "Front & Export")

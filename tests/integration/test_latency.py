@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 import math
 
 import numpy as np
 import pytest
 
+import helpers
 from pss.config import TrainConfig
 from pss.errors import PssError
 from pss.io.lut import load_lut, resolve_lut_path, write_lut
@@ -355,9 +355,10 @@ def test_build_lut_from_config_uses_the_configs_space():
         build_lut_from_config(cfg, 10, 3, statistic="mean")
 
 
+@pytest.mark.slow
 def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
     """`pss lut build` -> `pss train --set constraint=latency` -> the run keeps its own LUT -> calibrate/export in ms."""
-    from conftest import TRAIN_SMALL
+    from helpers import TRAIN_SMALL
     from pss.cli import main
 
     lut = tmp_path / "luts" / "smoke.json"
@@ -387,7 +388,7 @@ def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
 
     os.environ["PSS_RUNS"] = str(run)
     try:
-        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "main.py"), default_timeout=120)
+        at = AppTest.from_file(str(helpers.APP), default_timeout=120)
         at.run()
         at.radio(key="page").set_value("Front & Export").run()
         assert not at.exception and not at.error, [e.value for e in at.error]

@@ -23,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+import helpers
+
+pytestmark = pytest.mark.slow  # drives a real browser
+
+REPO = helpers.REPO_ROOT
 SAMPLE_ROOT = REPO / "sample_checkpoints"
 CHROMIUM = os.environ.get("PSS_CHROMIUM", "/usr/bin/chromium")
 PAGES = [("overview", "Overview"), ("pools", "Pools"), ("sampling", "Sampling"), ("widths", "Widths"), ("front-export", "Front & Export")]

@@ -1,4 +1,4 @@
-"""bench/make_run.py writes a synthetic run that is a valid run directory.
+"""tests/make_run.py writes a synthetic run that is a valid run directory.
 
 The generated run (real config, structures, costs and budgets; made-up losses
 and accuracies) is what the dashboard speed benchmark and some tests use in
@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 jsonschema = pytest.importorskip("jsonschema")
 from jsonschema import Draft202012Validator  # noqa: E402
 
+import helpers
 from pss.cli import main  # noqa: E402
 from pss.io.run import RunDir  # noqa: E402
 from pss.problem.space import Structure  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = REPO / "docs" / "schema"
+REPO = helpers.REPO_ROOT
 EPOCHS, POOLS, ENTRIES, TOP_K = 6, 4, 8, 3
 
 
-def load_schema(name: str) -> dict:
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+load_schema = helpers.schema
 
 
 def errors(name: str, doc: dict) -> list[str]:

@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import helpers
 import pssviz
 from pssviz import analysis
 from pssviz import load as load_mod
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
+REPO = helpers.REPO_ROOT
+SAMPLE = helpers.SAMPLE_RUN
 EPOCHS, POOLS, ENTRIES = 5, 4, 6
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import helpers
 from pss.config import DataConfig
 from pss.data import (
     CIFAR10_CLASSES,
@@ -23,7 +24,7 @@ from pss.data import (
 )
 from pss.errors import PssError
 
-NPZ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-train-subset.npz"
+NPZ = helpers.NPZ_PATH
 needs_npz = pytest.mark.skipif(not NPZ.is_file(), reason=f"CIFAR-10 subset not present at {NPZ}")
 
 

@@ -27,7 +27,7 @@ the run can be viewed but not calibrated or exported. run.json carries a
 top-level ``"generated"`` field saying so. Everything except run.json's
 ``created`` timestamp is a function of the arguments.
 
-    python bench/make_run.py OUT [--epochs 250] [--pools 20] [--entries 50]
+    python tests/make_run.py OUT [--epochs 250] [--pools 20] [--entries 50]
                              [--preset cifar10-mbv2] [--seed 0] [--no-front]
 """
 
@@ -51,7 +51,7 @@ from pss.sampling.pools import PoolCounters, SubnetPool, pools_from_budgets
 from pss.sampling.prioritized import pool_temperature, prioritized_probs, space_sampling_probability
 from pss.training.schedules import cosine_lr
 
-GENERATED = "bench/make_run.py (synthetic values, real structures and costs)"
+GENERATED = "tests/make_run.py (synthetic values, real structures and costs)"
 
 # A CIFAR-10-like data set: 50k images, val_fraction 0.1 held out.
 NUM_TRAIN, NUM_VAL = 45_000, 5_000
@@ -76,7 +76,7 @@ class _SyntheticData:
             "class_names": names,
             "mean": mean,
             "std": std,
-            "source": "bench/make_run.py (no images)",
+            "source": "tests/make_run.py (no images)",
             "augmentation": "random crop (pad 4) + horizontal flip",
         }
 

@@ -6,7 +6,7 @@ No training here. Three sources of runs:
   as in docs/run-format.md) with chosen numbers, so every check can compare
   against known values (an empty pool at epoch 1, best candidates that are not
   in pool order when sorted by params, ...);
-* ``generated``: ``bench/make_run.py`` (real structures, costs and Alg. 3
+* ``generated``: ``tests/make_run.py`` (real structures, costs and Alg. 3
   bookkeeping, synthetic metrics), skipped when that script is absent;
 * the real sample run in ``sample_checkpoints/`` when it exists.
 """
@@ -22,10 +22,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+import helpers
 from pssviz import analysis, figures
 from pssviz.load import load_run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = helpers.REPO_ROOT
 SAMPLE_RUN = REPO / "sample_checkpoints" / "cifar10-subset-mbv1"
 
 # ---------------------------------------------------------------------------- a hand-written run
@@ -404,7 +405,7 @@ def test_every_figure_serialises(tiny):
 
 
 def test_generated_run(generated):
-    """bench/make_run.py: real structures and costs; width profiles with their real uniform twins."""
+    """tests/make_run.py: real structures and costs; width profiles with their real uniform twins."""
     figs = all_figures(generated)
     assert len(figs["entries"].data) == len(generated.budgets) == len(figs["entries"].layout.shapes)
     assert len(figs["animation"].frames) == 5

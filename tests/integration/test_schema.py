@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,12 +18,12 @@ import torch
 jsonschema = pytest.importorskip("jsonschema")
 from jsonschema import Draft202012Validator  # noqa: E402
 
+import helpers
 from pss.cli import main  # noqa: E402
 from pss.config import TrainConfig  # noqa: E402
 from pss.problem.space import Structure  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = REPO / "docs" / "schema"
+REPO = helpers.REPO_ROOT
 NPZ = REPO.parent / "shared" / "data" / "cifar10-train-subset.npz"
 SCHEMAS = ("run", "snapshot", "front", "card")
 KINDS = {"run": "pss-run", "snapshot": "pss-snapshot", "front": "pss-front", "card": "pss-subnet-card"}
@@ -39,8 +38,7 @@ SMALL = [
 ]
 
 
-def load_schema(name: str) -> dict:
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+load_schema = helpers.schema
 
 
 def validator(name: str) -> Draft202012Validator:

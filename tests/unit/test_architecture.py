@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+import helpers
+
+REPO = helpers.REPO_ROOT
 
 
 def test_import_contracts_are_kept():

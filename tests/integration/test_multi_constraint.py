@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import helpers
 from pss.cli import main
 from pss.config import TrainConfig
 from pss.errors import PssError
@@ -32,9 +33,7 @@ from pss.sampling.pools import SubnetPool
 from pss.sampling.strategies import PssStrategy
 from pss.workflows.export import export_subnet, pool_for_budget
 
-from conftest import TRAIN_SMALL
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
 
 
 # ---------------------------------------------------------------------- config
@@ -176,19 +175,15 @@ def test_draw_is_uniform_over_kinds_then_budgets(small):
 
 # ---------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def multi_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("multi") / "run"
-    args = ["train", "smoke", "--out", str(run), "--quiet", *TRAIN_SMALL,
-            "--set", "extra_constraints=params", "--set", "budget_count=2", "--set", "batch_size=16"]
-    assert main(args) == 0
-    assert main(["calibrate", str(run), "--quiet", "--images", "64", "--top-k", "2"]) == 0
-    return run
+def multi_run(small_run) -> Path:
+    """A real PSS-Net_M run (macs and params pools), calibrated."""
+    return small_run(calibrate=(64, 2), extra_constraints="params", budget_count=2, batch_size=16)
 
 
 def _validate(name: str, doc: dict) -> list[str]:
     from jsonschema import Draft202012Validator
 
-    v = Draft202012Validator(json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text()))
+    v = Draft202012Validator(helpers.schema(name))
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(doc)]
 
 
@@ -273,7 +268,7 @@ def test_app_pages_on_a_multi_constraint_run(multi_run, tmp_path, monkeypatch, p
     root = tmp_path / "runs"
     shutil.copytree(multi_run, root / "multi")
     monkeypatch.setenv("PSS_RUNS", str(root))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "main.py"), default_timeout=120)
+    at = AppTest.from_file(str(helpers.APP), default_timeout=120)
     at.run()
     at.radio(key="page").set_value(page).run()
     assert not at.exception, [e.value for e in at.exception]

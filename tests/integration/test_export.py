@@ -144,6 +144,7 @@ def test_program_equals_slice_with_dynamic_batch(exported, reference, batch):
     torch.testing.assert_close(got, reference["logits"][:batch], rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_program_runs_in_python_without_pss(exported, reference, tmp_path, child_env):
     s = exported["structure"]
     x = resize_batch(reference["x"][:3], s.resolution).contiguous()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import helpers
 from pss.cli import main
 from pss.config import STRATEGIES, DataConfig, TrainConfig
 from pss.data import load_data
@@ -30,9 +30,8 @@ from pss.sampling.strategies import make_strategy
 from pss.training.trainer import Trainer
 from pss.workflows.train import fit
 
-from conftest import NPZ_PATH
+from helpers import NPZ_PATH
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
 N = 4  # num_subnets
 
 
@@ -282,6 +281,7 @@ def test_pse_needs_two_images_per_chunk(data):
         Trainer.build(_cfg("pse", batch_size=6), data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mutual", "pse"])
 def test_resume_continues_exactly(tmp_path, data, name):
     straight = Trainer.build(_cfg(name, epochs=2), data)
@@ -319,6 +319,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_cli_train_and_calibrate(tmp_path, name):
     jsonschema = pytest.importorskip("jsonschema")
@@ -327,7 +328,7 @@ def test_cli_train_and_calibrate(tmp_path, name):
     meta = json.loads((run / "run.json").read_text())
     assert meta["config"]["strategy"] == name and meta["config"]["num_subnets"] == N
     snap = json.loads((run / "snapshots" / "epoch_0001.json").read_text())
-    schema = json.loads((SCHEMA_DIR / "snapshot.schema.json").read_text())
+    schema = helpers.schema("snapshot")
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(snap)) == []
     batches = meta["batches_per_epoch"]
     per_step = 2 if name == "pss" else N - 1  # non-max subnets per batch
@@ -347,7 +348,7 @@ def test_cli_train_and_calibrate(tmp_path, name):
 
     assert main(["calibrate", str(run), "--quiet", "--images", "32", "--top-k", "1"]) == 0
     front = json.loads((run / "calibration" / "front.json").read_text())
-    schema = json.loads((SCHEMA_DIR / "front.schema.json").read_text())
+    schema = helpers.schema("front")
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(front)) == []
     assert set(front["references"]) == {"max", "min"}
     assert (front["pools"] == []) == (name != "pss")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pss.cli import main
 
 
+@pytest.mark.slow
 def test_search_cli_random_then_export_info_compare(run_copy, tmp_path, capsys):
     run_json = json.loads((run_copy / "run.json").read_text())
     theta = run_json["budgets"][1]["value"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pss.cli import main
 
 
+@pytest.mark.slow
 def test_pack_shrinks_and_keeps_the_run_usable(run_copy, tmp_path, capsys):
     ckpt = run_copy / "checkpoint.pt"
     before = torch.load(ckpt, weights_only=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import helpers
 from pss.config import TrainConfig
 from pss.errors import PssError
 from pss.problem.budgets import Budget
@@ -29,7 +29,6 @@ from pss.evolution.prior import prior_marginals, record_weights
 from pss.evolution.records import LossRecords, proxy_loss, records_from_snapshots
 from pss.workflows.search import search_run
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +281,7 @@ def test_search_writes_a_valid_front(searched, method):
     run, front = searched[method]["run"], searched[method]["front"]
     on_disk = json.loads((run / "calibration" / "front.json").read_text())
     assert on_disk == json.loads(json.dumps(front))
-    schema = json.loads((SCHEMA_DIR / "front.schema.json").read_text())
+    schema = helpers.schema("front")
     errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(on_disk)]
     assert errors == []
     assert on_disk["method"] == method and on_disk["search"]["method"] == method

@@ -380,6 +380,7 @@ def test_export_via_cli(capsys, trained_run, tmp_path):
 
 
 # ------------------------------------------------------------------ resume/force
+@pytest.mark.slow
 def test_resume_extends_a_run(capsys, uncalibrated_run_copy, tree_state):
     run = uncalibrated_run_copy
     first = run / "snapshots" / "epoch_0001.json"

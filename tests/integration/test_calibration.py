@@ -14,6 +14,8 @@ from pss.problem.space import Structure
 from pss.training.trainer import Trainer
 from pss.workflows.train import fit
 
+pytestmark = pytest.mark.slow  # the module fixture trains a supernet for 2 epochs
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

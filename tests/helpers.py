@@ -1,0 +1,68 @@
+"""What the tests share: paths, the small-run settings and small file-system helpers.
+
+Import it as ``import helpers`` (``tests/`` is on ``sys.path``: pytest puts the
+folder of ``tests/conftest.py`` there). Fixtures are in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_DIR = REPO_ROOT / "docs" / "schema"
+SAMPLE_RUN = REPO_ROOT / "sample_checkpoints" / "cifar10-subset-mbv1"
+APP = REPO_ROOT / "app" / "main.py"
+#: The CIFAR-10 subset shipped next to the checkout; the smoke preset falls back
+#: to generated data when it is absent, which the tests accept.
+NPZ_PATH = REPO_ROOT.parent / "shared" / "data" / "cifar10-train-subset.npz"
+
+#: Overrides that keep a trained test run small (a few batches, 1 epoch).
+SMALL_RUN = {
+    "epochs": 1,
+    "train_limit": 256,
+    "val_limit": 128,
+    "structure_set_size": 5000,
+    "eval_calib_images": 64,
+    "npz_path": str(NPZ_PATH),
+}
+
+
+def set_args(overrides: dict) -> list[str]:
+    """``--set key=value`` arguments for the CLI."""
+    return [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+
+
+#: SMALL_RUN as `pss train` arguments.
+TRAIN_SMALL = set_args(SMALL_RUN)
+
+
+def schema(name: str) -> dict:
+    """The JSON schema docs/schema/<name>.schema.json."""
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for child processes: single-threaded torch unless told otherwise."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    return env
+
+
+def copy_run(src: Path, dst: Path, calibration: bool = True) -> Path:
+    """Copy a run directory (optionally without its calibration) so a test may modify it."""
+    ignore = None if calibration else shutil.ignore_patterns("calibration")
+    shutil.copytree(src, dst, ignore=ignore)
+    return dst
+
+
+def dir_state(path: Path) -> dict[str, tuple[int, int]]:
+    """relative path -> (size, mtime_ns) of every file and folder below ``path``."""
+    out = {}
+    for p in sorted(Path(path).rglob("*")):
+        st = p.stat()
+        out[str(p.relative_to(path))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+    return out
