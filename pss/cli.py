@@ -51,6 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pss-explorer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare):
+        add(sub)
+    return p
+
+
+def _calibration_options(p: argparse.ArgumentParser, top_k_help: str) -> None:
+    """--top-k, --images, --device and --quiet: how `pss calibrate` and `pss search` evaluate subnets."""
+    p.add_argument("--top-k", type=int, metavar="K", help=top_k_help)
+    p.add_argument("--images", type=int, metavar="N", help="training images for BN re-estimation (default: the run's calib_images, 8192 in the paper)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_train(sub) -> None:
+    """pss train"""
     t = sub.add_parser(
         "train",
         help="train a supernet; writes a snapshot of every pool after every epoch",
@@ -67,12 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite RUN_DIR if it already holds files")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def _add_presets_and_info(sub) -> None:
+    """pss presets, pss info"""
     sub.add_parser("presets", help="list the built-in presets", description="List the built-in presets with one line each.")
 
     i = sub.add_parser("info", help="summarise a run: budgets, pools, accuracies", description="Summarise a run directory.")
     i.add_argument("run", metavar="RUN_DIR")
     i.add_argument("--json", action="store_true", help="machine-readable output (includes each pool's budget)")
 
+
+def _add_calibrate(sub) -> None:
+    """pss calibrate"""
     c = sub.add_parser(
         "calibrate",
         help="re-estimate BN statistics of each pool's top-k subnets and pick the best",
@@ -81,11 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         "Writes RUN_DIR/calibration/front.json and bn_stats.pt.",
     )
     c.add_argument("run", metavar="RUN_DIR")
-    c.add_argument("--top-k", type=int, metavar="K", help="entries per pool to calibrate (default: the run's calib_top_k, 5 in the paper)")
-    c.add_argument("--images", type=int, metavar="N", help="training images for BN re-estimation (default: the run's calib_images, 8192 in the paper)")
-    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    _calibration_options(c, "entries per pool to calibrate (default: the run's calib_top_k, 5 in the paper)")
 
+
+def _add_export(sub) -> None:
+    """pss export"""
     e = sub.add_parser(
         "export",
         help="export the calibrated subnet for a budget as a standalone PyTorch model",
@@ -99,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--constraint", choices=list(COST_KINDS), default=None,
                    help="cost kind of --budget: pick among that kind's pools (runs trained with extra_constraints); default: the run's constraint")
 
+
+def _add_pack(sub) -> None:
+    """pss pack"""
     k = sub.add_parser(
         "pack",
         help="shrink a finished run for sharing (fp16 weights, no optimizer state)",
@@ -108,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     k.add_argument("run", metavar="RUN_DIR")
 
+
+def _add_search(sub) -> None:
+    """pss search"""
     r = sub.add_parser(
         "search",
         help="search each budget for better subnets (random, or PSE-Net's prior-guided evolution)",
@@ -128,16 +155,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--constraint", choices=list(COST_KINDS), help="cost of the budgets (default: the run's)")
     r.add_argument("--tolerance", metavar="DELTA", help="half-width of each budget band, e.g. 400K (default: the run's delta)")
     r.add_argument("--evaluations", type=int, metavar="N", help="distinct subnets calibrated and validated per budget (default 512)")
-    r.add_argument("--top-k", type=int, metavar="K", help="candidates kept per budget (default: the run's calib_top_k)")
-    r.add_argument("--images", type=int, metavar="N", help="training images for BN re-estimation (default: the run's calib_images)")
     r.add_argument("--population", type=int, metavar="P", help="evolution: seeds per generation (default 128)")
     r.add_argument("--parents", type=int, metavar="K", help="evolution: parents kept (default 64)")
     r.add_argument("--mutation-prob", type=float, metavar="P", help="evolution: chance each gene mutates (default 0.2)")
     r.add_argument("--generations", type=int, metavar="G", help="evolution: at most this many generations (default 20)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _calibration_options(r, "candidates kept per budget (default: the run's calib_top_k)")
 
+
+def _add_lut(sub) -> None:
+    """pss lut build / check"""
     lut = sub.add_parser(
         "lut",
         help="build or check a latency lookup table (PSS-Net Sec. 4.2)",
@@ -174,10 +201,13 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("lut", metavar="LUT_FILE")
     lc.add_argument("-n", type=int, default=200, metavar="N", help="structures to time (default 200)")
     lc.add_argument("--seed", type=int, default=0)
-    lc.add_argument("--html", metavar="FILE", help="write the predicted-vs-measured figure (plotly HTML)")
+    lc.add_argument("--html", metavar="FILE", help="write the predicted-vs-measured scatter (Fig. 3) as a self-contained HTML page")
     lc.add_argument("--json", metavar="FILE", help="write every predicted/measured pair as JSON")
     lc.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_compare(sub) -> None:
+    """pss compare"""
     m = sub.add_parser(
         "compare",
         help="compare calibrated runs (PSS vs baselines) at the same budgets",
@@ -193,7 +223,6 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--names", metavar="N1,N2,...", help="labels for the runs (default: folder names)")
     m.add_argument("--out", metavar="FILE", help="comparison file to write (default: FIRST_RUN/comparisons/NAMES.json)")
     m.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
-    return p
 
 
 def _cmd_search(args) -> int:

@@ -183,8 +183,9 @@ def check_html(result: LutCheck, band: float = 0.05) -> str:
     band_poly = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in ((lo, lo * (1 + band)), (hi, hi * (1 + band)), (hi, hi * (1 - band)), (lo, lo * (1 - band))))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" font-family="sans-serif" font-size="12">',
+        f'<clipPath id="plot"><rect x="{margin}" y="{margin}" width="{size - 2 * margin}" height="{size - 2 * margin}"/></clipPath>',
         f'<rect x="{margin}" y="{margin}" width="{size - 2 * margin}" height="{size - 2 * margin}" fill="none" stroke="#999"/>',
-        f'<polygon points="{band_poly}" fill="rgba(31,119,180,0.12)"/>',
+        f'<polygon points="{band_poly}" fill="rgba(31,119,180,0.12)" clip-path="url(#plot)"/>',
         f'<line x1="{x(lo):.1f}" y1="{y(lo):.1f}" x2="{x(hi):.1f}" y2="{y(hi):.1f}" stroke="#555" stroke-dasharray="5,4"/>',
     ]
     for tick in np.linspace(lo, hi, 5):

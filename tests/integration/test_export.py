@@ -33,7 +33,7 @@ def _count_nothing(inputs, outputs):
 
 
 def fvcore_macs(model, x) -> int:
-    """fvcore MACs with BN and adaptive pooling not counted (see tests/test_costs.py for why
+    """fvcore MACs with BN and adaptive pooling not counted (see tests/unit/test_costs.py for why
     the handles are replaced rather than set to None)."""
     from fvcore.nn import FlopCountAnalysis
 

@@ -21,7 +21,7 @@ from pss.config import TrainConfig
 from pss.errors import PssError
 from pss.io.lut import load_lut, resolve_lut_path, write_lut
 from pss.latency.build import build_lut, build_lut_from_config
-from pss.latency.check import check_lut
+from pss.latency.check import check_html, check_lut
 from pss.problem.budgets import Budget, make_budgets
 from pss.problem.costs import CostModel
 from pss.problem.latency_table import LUT_KIND, LatencyTable, lut_layout
@@ -283,6 +283,14 @@ def test_check_lut_returns_n_rows_and_finite_errors(small):
     assert len(fig.data[2].x) == 6
     assert len(lut_check_figure(doc).data) == 3  # the JSON form too
     assert len(lut_check_figure({"rows": []}).layout.annotations) == 1
+
+    # `pss lut check --html`: a self-contained page, one point per structure, red outside the 5% band
+    page = check_html(result)
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "plotly" not in page.lower()
+    assert page.count("<circle") == 6
+    outside = sum(abs(r["rel_error"]) > 0.05 for r in result.rows)
+    assert page.count('fill="#d62728"') == outside
+    assert all(r["key"] in page for r in result.rows)
 
 
 def test_check_lut_refuses_a_mismatched_lut(small):

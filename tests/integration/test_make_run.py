@@ -3,7 +3,7 @@
 The generated run (real config, structures, costs and budgets; made-up losses
 and accuracies) is what the dashboard speed benchmark and some tests use in
 place of a long training run, so it must satisfy the same schemas and the same
-cross-field promises as a real one (compare tests/test_schema.py).
+cross-field promises as a real one (compare tests/integration/test_schema.py).
 """
 
 from __future__ import annotations
