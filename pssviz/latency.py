@@ -1,6 +1,6 @@
 """Plotly figure of a latency-LUT check (PSS-Net Fig. 3): predicted vs measured latency.
 
-``lut_check_figure(result)`` takes a :class:`pss.latency.LutCheck` (or its
+``lut_check_figure(result)`` takes a :class:`pss.latency.check.LutCheck` (or its
 ``to_json()`` dict, e.g. read back from a file) and draws one point per
 structure, the y = x line and a +/-5% band around it, with RMSE and relative
 errors in the title. No Streamlit here.

@@ -34,8 +34,6 @@ class SubnetEvaluator:
     """
 
     def __init__(self, trained: TrainedRun, data: DataBundle, images: int, device: torch.device) -> None:
-        if images < 1:
-            raise PssError("--images must be at least 1")
         self.trained, self.data, self.images, self.device = trained, data, int(images), device
         self.calibrator = BNCalibrator(trained.supernet)
         self.batch_size = trained.cfg.eval_batch_size
@@ -79,7 +77,7 @@ class SubnetEvaluator:
 def open_evaluator(trained: TrainedRun, images: int | None, device: torch.device) -> SubnetEvaluator:
     """The run's data and a :class:`SubnetEvaluator` on it (``images`` default: the run's calib_images)."""
     images = trained.cfg.calib_images if images is None else int(images)
-    if images < 1:
+    if images < 1:  # before the data are loaded: a typo fails at once
         raise PssError("--images must be at least 1")
     return SubnetEvaluator(trained, load_data(trained.cfg), images, device)
 
