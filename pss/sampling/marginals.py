@@ -134,22 +134,27 @@ def marginals_draw(marginals: Marginals) -> DrawFn:
 
 
 # ---------------------------------------------------------------------- rejection in a band
-def first_in_band(
-    draw: DrawFn, band: Budget, cost_fn: CostArrayFn, rng: np.random.Generator, max_trials: int, chunk: int
-) -> tuple[Structure | None, int]:
-    """The first draw whose cost lies in ``band`` and its position (trials); (None, trials made) if none.
-
-    Draws ``chunk`` candidates at a time, at most ``max_trials`` in all.
-    """
+def _chunks_in_band(draw: DrawFn, band: Budget, cost_fn: CostArrayFn, rng: np.random.Generator, max_trials: int, chunk: int):
+    """Draw ``chunk`` candidates at a time, ``max_trials`` in all; per chunk yield
+    (widths, resolutions, indices of the in-band candidates, candidates drawn before this chunk, chunk size)."""
     drawn = 0
     while drawn < max_trials:
         n = min(chunk, max_trials - drawn)
         widths, res = draw(n, rng)
-        ok = np.flatnonzero(band.contains_array(cost_fn(widths, res)))
+        yield widths, res, np.flatnonzero(band.contains_array(cost_fn(widths, res))), drawn, n
+        drawn += n
+
+
+def first_in_band(
+    draw: DrawFn, band: Budget, cost_fn: CostArrayFn, rng: np.random.Generator, max_trials: int, chunk: int
+) -> tuple[Structure | None, int]:
+    """The first draw whose cost lies in ``band`` and its position (trials); (None, trials made) if none."""
+    drawn = 0
+    for widths, res, ok, before, n in _chunks_in_band(draw, band, cost_fn, rng, max_trials, chunk):
         if ok.size:
             i = int(ok[0])
-            return Structure(tuple(widths[i]), int(res[i])), drawn + i + 1
-        drawn += n
+            return Structure(tuple(widths[i]), int(res[i])), before + i + 1
+        drawn = before + n
     return None, drawn
 
 
@@ -170,17 +175,14 @@ def trials_per_valid_sample(
     when no draw was valid (at least ``max_trials`` draws per valid sample).
     """
     drawn = found = 0
-    while drawn < max_trials and found < valid:
-        n = min(chunk, max_trials - drawn)
-        w, r = draw(n, rng)
-        hits = np.flatnonzero(band.contains_array(cost_fn(w, r)))
-        need = valid - found
-        if hits.size >= need:
-            drawn += int(hits[need - 1]) + 1
-            found = valid
-            break
-        found += int(hits.size)
-        drawn += n
+    if valid > 0:
+        for _, _, hits, before, n in _chunks_in_band(draw, band, cost_fn, rng, max_trials, chunk):
+            need = valid - found
+            if hits.size >= need:
+                drawn, found = before + int(hits[need - 1]) + 1, valid
+                break
+            found += int(hits.size)
+            drawn = before + n
     return {"trials": int(drawn), "valid": int(found), "trials_per_valid": (drawn / found) if found else None}
 
 
@@ -202,21 +204,20 @@ def draw_in_band(
     out: list[Structure] = []
     seen = set(exclude)
     trials = hits = 0
-    while len(out) < n and trials < max_trials:
-        m = min(chunk, max_trials - trials)
-        w, r = draw(m, rng)
-        ok = np.flatnonzero(band.contains_array(cost_fn(w, r)))
-        last = m
-        for i in ok:
-            hits += 1
-            s = Structure(tuple(w[i]), int(r[i]))
-            if s.key not in seen:
-                seen.add(s.key)
-                out.append(s)
-                if len(out) >= n:
-                    last = int(i) + 1
-                    break
-        trials += last
+    if n > 0:
+        for widths, res, ok, before, m in _chunks_in_band(draw, band, cost_fn, rng, max_trials, chunk):
+            trials = before + m
+            for i in ok:
+                hits += 1
+                s = Structure(tuple(widths[i]), int(res[i]))
+                if s.key not in seen:
+                    seen.add(s.key)
+                    out.append(s)
+                    if len(out) >= n:
+                        trials = before + int(i) + 1
+                        break
+            if len(out) >= n:
+                break
     return out, {"trials": int(trials), "in_band": int(hits)}
 
 
