@@ -25,6 +25,19 @@ def test_import_contracts_are_kept():
     assert "0 broken" in proc.stdout
 
 
+def test_the_contracts_can_fail(tmp_path):
+    """The same tool reports an arrow pointing up: with two layers swapped, the layers contract breaks."""
+    exe = Path(sys.executable).with_name("lint-imports")
+    config = tmp_path / "swapped.toml"
+    config.write_text(
+        '[tool.importlinter]\nroot_packages = ["pss"]\n\n[[tool.importlinter.contracts]]\nname = "swapped"\n'
+        'type = "layers"\ncontainers = ["pss"]\nlayers = ["problem", "workflows"]\n'
+    )
+    proc = subprocess.run([str(exe), "--no-cache", "--config", str(config)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "BROKEN" in proc.stdout.upper(), proc.stdout[-2000:]
+    assert "pss.workflows" in proc.stdout and "pss.problem" in proc.stdout
+
+
 @pytest.mark.parametrize("module", ["pssviz", "pssviz.analysis", "pssviz.figures", "pssviz.latency", "pss", "pss.io.run", "pss.problem.problem"])
 def test_torch_free_modules_do_not_import_torch(module, child_env):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"
