@@ -40,8 +40,13 @@ def _sidebar() -> tuple[str | None, list[str], str, bool]:
         st.divider()
         root = st.text_input(
             "Runs folder", value=state.default_runs_root(), key="runs_root",
-            help=f"A run directory or a folder of runs (searched 3 levels deep). Set ${state.RUNS_ENV} to change the default.",
+            help=f"A run directory or a folder of runs (searched 3 levels deep) inside the runs root; "
+            f"${state.RUNS_ENV} sets the root at start.",
         )
+        refused = state.folder_problem(root) if root else None
+        if refused:
+            st.warning(refused)
+            return None, [], page, False
         runs = state.find_runs(root) if root else []
         if not runs:
             st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
@@ -80,6 +85,10 @@ def _watch(path: str, signature: tuple) -> None:
 
 
 def main() -> None:
+    refused = state.remote_client_refused()
+    if refused:
+        st.error(refused)
+        st.stop()
     run, others, page, follow = _sidebar()
     st.header(page)
     if run is None:

@@ -25,12 +25,48 @@ from pssviz.load import RunData, RunLoadError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ROOT = REPO / "sample_checkpoints"
-RUNS_ENV = "PSS_RUNS"
+RUNS_ENV, ANY_FOLDER_ENV, ALLOW_REMOTE_ENV = pss.RUNS_ENV, pss.ANY_FOLDER_ENV, pss.ALLOW_REMOTE_ENV
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def default_runs_root() -> str:
-    """$PSS_RUNS when set, else the bundled sample runs."""
+    """The runs root chosen at start: $PSS_RUNS when set, else the bundled sample runs."""
     return os.environ.get(RUNS_ENV) or str(SAMPLE_ROOT)
+
+
+def any_folder_allowed() -> bool:
+    """$PSS_ANY_FOLDER=1 (`pss dashboard --any-folder`): the runs-folder box may leave the runs root."""
+    return _flag(ANY_FOLDER_ENV)
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why the dashboard will not browse ``folder``, or None: it must lie inside the runs root (links resolved)."""
+    if any_folder_allowed():
+        return None
+    root = Path(default_runs_root()).expanduser().resolve()
+    try:
+        Path(folder).expanduser().resolve().relative_to(root)
+    except ValueError:
+        return (f"`{folder}` is outside the runs root `{root}` this dashboard was started with; restart it with "
+                f"{RUNS_ENV}=FOLDER (or `pss dashboard --runs FOLDER`), or allow any folder with {ANY_FOLDER_ENV}=1")
+    return None
+
+
+def remote_client_refused() -> str | None:
+    """A message when the page is requested from another machine (unless $PSS_ALLOW_REMOTE=1), else None.
+
+    The dashboard can calibrate and export, and it reads the server's files:
+    it answers only its own machine, however Streamlit was started.
+    """
+    ip = getattr(st.context, "ip_address", None)
+    if not isinstance(ip, str) or not ip or ip in LOOPBACK or _flag(ALLOW_REMOTE_ENV):  # no client address: not served
+        return None
+    return (f"This dashboard answers only the machine it runs on (your address is {ip}). Open it there, or start it "
+            f"with {ALLOW_REMOTE_ENV}=1 (`pss dashboard --allow-remote`) to serve other machines.")
 
 
 @st.cache_resource

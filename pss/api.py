@@ -23,6 +23,7 @@ from .units import format_cost, format_quantity, parse_quantity
 from .version import __version__
 from .workflows.calibrate import calibrate_run as calibrate
 from .workflows.compare import compare_runs, format_comparison
+from .workflows.dashboard import ALLOW_REMOTE_ENV, ANY_FOLDER_ENV, RUNS_ENV, run_dashboard
 from .workflows.export import export_candidate, export_name, export_subnet, load_subnet
 from .workflows.info import format_front, format_summary, run_summary
 from .workflows.loaded import TrainedRun, load_trained
@@ -32,6 +33,7 @@ from .workflows.search import search_run as search
 from .workflows.train import train
 
 __all__ = [
+    "ALLOW_REMOTE_ENV", "ANY_FOLDER_ENV", "RUNS_ENV", "run_dashboard",
     "PssError", "RunDir", "Structure", "TrainConfig", "TrainedRun", "__version__", "build_lut_file", "calibrate",
     "check_lut_file", "compare_runs", "export_candidate", "export_name", "export_subnet", "format_comparison",
     "format_cost", "format_front", "format_quantity", "format_summary", "list_presets", "load_config", "load_subnet",

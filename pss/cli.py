@@ -17,6 +17,7 @@ import pss as api  # the lazy public API: `pss --help` answers before torch is i
 
 from .config import SEARCH_METHODS, config_keys_help, parse_set_options
 from .errors import PssError
+from .io.files import describe_os_error
 from .units import COST_KINDS, parse_quantities
 from .version import __version__
 
@@ -31,6 +32,10 @@ examples:
 
 Config keys (--set key=value; YAML values, `null` for none):
 """
+
+
+#: what a resumed run may change: its length, its learning rate (after a divergence) and the progress bars
+RESUME_KEYS = {"epochs", "lr", "progress"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,9 +56,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pss-explorer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare):
+    for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare,
+                _add_dashboard):
         add(sub)
     return p
+
+
+def _add_dashboard(sub) -> None:
+    """pss dashboard"""
+    d = sub.add_parser(
+        "dashboard",
+        help="open the dashboard on this machine (localhost only, on one runs root)",
+        description="Start the Streamlit dashboard (app/main.py) listening on localhost only, browsing only the runs "
+        "root given by --runs (default: $PSS_RUNS, else the bundled sample runs). Works from any folder.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  pss dashboard                      # the bundled sample runs\n"
+        "  pss dashboard --runs runs --port 8502",
+    )
+    d.add_argument("--runs", metavar="DIR", help="the runs root the dashboard may browse")
+    d.add_argument("--port", type=int, default=8501, help="port on localhost (default 8501)")
+    d.add_argument("--any-folder", action="store_true", help="let the runs-folder box point anywhere on this machine")
+    d.add_argument("--allow-remote", action="store_true",
+                   help="listen on every interface and answer other machines (only on a network you trust)")
 
 
 def _calibration_options(p: argparse.ArgumentParser, top_k_help: str) -> None:
@@ -283,10 +307,10 @@ def _cmd_train(args) -> int:
         run = api.RunDir(args.out)
         if not run.is_run():
             raise PssError(f"cannot resume: {run.path} is not a pss run directory (no run.json)")
-        if set(overrides) - {"epochs", "progress"}:
-            raise PssError("--set cannot change a run being resumed (only --epochs can extend it); start a new run instead")
+        if set(overrides) - RESUME_KEYS:
+            raise PssError("--set can change only lr of a run being resumed (and --epochs extend it); start a new run for other keys")
         cfg = run.read_config()
-        cfg.update(overrides, "--epochs")
+        cfg.update(overrides, "--set")
     else:
         cfg = api.load_config(args.config, overrides)
     run = api.train(cfg, args.out, resume=args.resume, force=args.force)
@@ -324,7 +348,11 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut}
+def _cmd_dashboard(args) -> int:
+    return api.run_dashboard(args.runs, args.port, args.any_folder, args.allow_remote)
+
+
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut, "dashboard": _cmd_dashboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `pss info RUN --json | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a full or read-only disk: one line, exit 1 (nothing half-written is left)
+        print(f"pss {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"pss {args.command}: interrupted; a run can be continued with --resume", file=sys.stderr)
         return 130

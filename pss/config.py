@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from .errors import PssError
+from .errors import PssError, one_line
 from .units import COST_KINDS
 
 
@@ -25,6 +26,9 @@ STRATEGIES = ("pss", "uniform", "mutual", "random", "pse")
 """Training strategies (``strategy`` key): PSS-Net, US-Net, MutualNet, random (BigNAS/OFA), PSE-Net.
 
 :mod:`pss.sampling.strategies` implements one class per name."""
+
+MAX_STRUCTURE_SET = 2_000_000
+"""Largest Eq. 4 structure set G (about 100 bytes each: 2,000,000 take some 200 MB)."""
 
 SEARCH_METHODS = ("random", "evolution", "uniform")
 """How ``pss search`` finds subnets per budget (:mod:`pss.workflows.search`)."""
@@ -158,26 +162,45 @@ class TrainConfig(EvalConfig, DataConfig, OptimConfig, SamplingConfig, BudgetCon
         return self
 
     def validate(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
+        """Every key in its range, with a one-line PssError naming the key and a value that works."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PssError(f"bad config: {f.name} must be a finite number, got {value!r}")
+        at_least_1 = ("epochs", "divisor", "resolution_step", "pool_size", "max_trials", "calib_top_k", "calib_images",
+                      "eval_batch_size")
+        checks = [(getattr(self, k) >= 1, f"{k} must be at least 1 (got {getattr(self, k)!r})") for k in at_least_1]
+        checks += [
             (self.batch_size >= 2, "batch_size must be at least 2 (BatchNorm needs a batch)"),
-            (self.lr > 0, "lr must be positive"),
+            (self.lr > 0, f"lr must be positive (got {self.lr!r}); the presets use 0.1 with batch 128"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1) (got {self.momentum!r}); 0.9 is usual"),
+            (self.weight_decay >= 0, f"weight_decay must not be negative (got {self.weight_decay!r})"),
+            (self.warmup_epochs >= 0, f"warmup_epochs must not be negative (got {self.warmup_epochs!r}); 0 means no warm-up"),
+            (0 <= self.seed < 2**32, f"seed must be in [0, 2**32) (got {self.seed!r})"),
+            (0 < self.width_mult <= 4, f"width_mult must be in (0, 4] (got {self.width_mult!r})"),
             (0 < self.lower_bound <= 1, "lower_bound must be in (0, 1]"),
-            (self.divisor >= 1, "divisor must be a positive integer"),
-            (self.resolution_min <= self.resolution_max, "resolution_min must not exceed resolution_max"),
-            (self.resolution_step >= 1, "resolution_step must be positive"),
-            (self.pool_size >= 1, "pool_size must be at least 1"),
+            (8 <= self.resolution_min <= self.resolution_max <= 1024,
+             f"resolutions must satisfy 8 <= resolution_min <= resolution_max <= 1024 (got {self.resolution_min}..{self.resolution_max})"),
             (0 < self.p_end <= 1, "p_end must be in (0, 1]"),
             (0 < self.eta_end <= 1, "eta_end must be in (0, 1]"),
             (0 <= self.metric_lambda <= 1, "metric_lambda must be in [0, 1]"),
-            (self.structure_set_size >= 100, "structure_set_size must be at least 100"),
-            (self.max_trials >= 1, "max_trials must be at least 1"),
-            (self.calib_top_k >= 1, "calib_top_k must be at least 1"),
-            (self.calib_images >= 1, "calib_images must be at least 1"),
+            (100 <= self.structure_set_size <= MAX_STRUCTURE_SET,
+             f"structure_set_size must be in [100, {MAX_STRUCTURE_SET:,}] (got {self.structure_set_size:,}); "
+             "100,000 is the default (about 100 bytes of memory each)"),
+            (self.max_trials <= 10**7, f"max_trials must be at most 10,000,000 (got {self.max_trials:,})"),
+            (self.eval_calib_images >= 0, "eval_calib_images must be 0 (stale statistics) or more"),
+            (self.num_workers >= 0, "num_workers must not be negative"),
+            (0 < self.val_fraction < 1, f"val_fraction must be strictly between 0 and 1 (got {self.val_fraction!r}); e.g. 0.1"),
+            (self.train_limit is None or self.train_limit >= 1, "train_limit must be at least 1 or null"),
+            (self.val_limit is None or self.val_limit >= 1, "val_limit must be at least 1 or null"),
+            (self.imagenet_resolution >= 8, "imagenet_resolution must be at least 8 (e.g. 224 or 128)"),
+            (self.budget_count is None or 1 <= self.budget_count <= 1000, "budget_count must be in [1, 1000] or null"),
+            (self.budget_step is None or self.budget_step > 0, "budget_step must be positive or null"),
+            (self.tolerance is None or self.tolerance > 0, "tolerance must be positive or null (null: half the budget step)"),
             (self.constraint in COST_KINDS, f"constraint must be one of {', '.join(COST_KINDS)}"),
             (self.constraint != "latency" or bool(self.latency_lut), "constraint 'latency' needs latency_lut, a LUT JSON from `pss lut build` (--set latency_lut=PATH)"),
             (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
-            (self.num_subnets >= 2, "num_subnets must be at least 2 (the max subnet and one more)"),
+            (2 <= self.num_subnets <= 64, "num_subnets must be in [2, 64] (the max subnet and at least one more)"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda[:N]"),
             ((self.budget_count is None) != (self.budget_step is None), "set exactly one of budget_count and budget_step (set the other to null)"),
         ]
@@ -214,6 +237,12 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError:
+            pass
+    if isinstance(value, str) and base in (int, float):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; people write learning rates that way
+        try:
+            value = float(value)
+        except ValueError:
             pass
     if isinstance(value, str) and base is str and optional and value.strip().lower() in ("null", "none", "~"):
         value = None
@@ -260,7 +289,7 @@ def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> T
             text = path.read_text()
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise PssError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
+            raise PssError(f"cannot parse config file {path}: {one_line(exc)}") from None
         source = str(path)
         if not isinstance(data, dict):
             raise PssError(f"config file {path} must hold a mapping of keys to values")

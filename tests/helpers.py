@@ -66,3 +66,30 @@ def dir_state(path: Path) -> dict[str, tuple[int, int]]:
         st = p.stat()
         out[str(p.relative_to(path))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
     return out
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``pss ARGV`` in-process: (exit code, stdout, stderr); argparse exits are caught."""
+    from pss.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help, usage errors
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    """The single stderr line of a failed command (no traceback, no second line)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def assert_user_error(capsys, *argv, code: int = 2) -> str:
+    """Run ``pss ARGV``, expect exit ``code`` (2: bad input) and one error line; return that line."""
+    got, out, err = run_cli(capsys, *argv)
+    assert got == code, f"exit code {got}; stderr: {err}"
+    return one_line_error(err)

@@ -49,8 +49,13 @@ __all__ = [
 
 
 
-def load_data(cfg: DataConfig) -> DataBundle:
-    """Build the dataset named by ``cfg.dataset`` (raises :class:`PssError` on bad input)."""
+def load_data(cfg: DataConfig, create: bool = True) -> DataBundle:
+    """Build the dataset named by ``cfg.dataset`` (raises :class:`PssError` on bad input).
+
+    ``create=False`` (commands on an existing run, whose run.json may come from
+    elsewhere) only reads data already there: no folder is created, nothing is
+    unpacked or downloaded.
+    """
     name = str(cfg.dataset).strip().lower().replace("_", "-")
     if name in ("fashionmnist", "fmnist"):
         name = "fashion-mnist"
@@ -68,5 +73,5 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if name == "npz":
         return _load_npz(cfg)
     if name in ("cifar10", "cifar100"):
-        return _load_cifar(cfg, hundred=(name == "cifar100"))
-    return _load_fashion_mnist(cfg)
+        return _load_cifar(cfg, hundred=(name == "cifar100"), create=create)
+    return _load_fashion_mnist(cfg, create=create)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import torch
@@ -80,12 +81,6 @@ def _check_batch_size(batch_size: int) -> None:
         raise PssError(f"batch size must be a positive integer, got {batch_size!r}; set batch_size to e.g. 128")
 
 
-def _one_line(exc: BaseException) -> str:
-    """Exception text squeezed onto one line (PssError messages must be one line)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
 def _draw_perm(n: int, generator: torch.Generator) -> Tensor:
     """A CPU permutation of range(n) from ``generator`` (which may live on any device)."""
     return torch.randperm(n, generator=generator, device=generator.device).cpu()
@@ -126,3 +121,15 @@ def _limit(indices: Tensor, limit: int | None, seed: int, what: str) -> Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     chosen = torch.randperm(indices.numel(), generator=gen)[:limit]
     return torch.sort(indices[chosen]).values
+
+
+MIN_RESOLUTION = 8
+
+
+def check_image_data(name: str, classes: int, size: int) -> None:
+    """Warn about data a supernet cannot learn much from: one class, or images under 8 px."""
+    if classes < 2:
+        warnings.warn(f"{name} has images of one class only; accuracy will be 100% and meaningless", stacklevel=3)
+    if size < MIN_RESOLUTION:
+        warnings.warn(f"{name} has {size}x{size}-pixel images; the models expect at least {MIN_RESOLUTION} px "
+                      "(resolution_min) and will see mostly padding", stacklevel=3)

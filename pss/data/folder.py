@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from ..config import DataConfig
-from ..errors import PssError
-from .base import DataBundle, _check_batch_size, _draw_perm, _limit
+from ..errors import PssError, one_line
+from .base import DataBundle, check_image_data, _check_batch_size, _draw_perm, _limit
 
 _IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -34,7 +34,11 @@ class _SampleDataset(torch.utils.data.Dataset):
         from torchvision.datasets.folder import default_loader
 
         path, label = self.samples[i]
-        return self.transform(default_loader(path)), label
+        try:
+            image = default_loader(path)
+        except Exception as exc:  # PIL raises several types for truncated or foreign files
+            raise PssError(f"cannot decode image {path} ({one_line(exc)}); remove or replace the file and start again") from None
+        return self.transform(image), label
 
 
 def _resolve_imagenet_classes(spec: str | int | None, available: list[str], train_dir: Path) -> list[str]:
@@ -64,6 +68,12 @@ def _resolve_imagenet_classes(spec: str | int | None, available: list[str], trai
         raise PssError(f"imagenet_classes file {path} lists no wnids; write one class folder name per line")
     known = set(available)
     unknown = [w for w in wanted if w not in known]
+    if unknown and 2 * len(unknown) > len(wanted):
+        # mostly not class folders: some other file; say so without echoing its lines
+        raise PssError(
+            f"imagenet_classes file {path} does not look like a class list: {len(unknown)} of its {len(wanted)} entries "
+            f"are not class folders of {train_dir}; point imagenet_classes at a text file with one wnid per line"
+        )
     if unknown:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise PssError(
@@ -117,6 +127,7 @@ class FolderImageData(DataBundle):
         if not available:
             raise PssError(f"{train_dir} has no class folders; put one folder of images per wnid there")
         classes = _resolve_imagenet_classes(cfg.imagenet_classes, available, train_dir)
+        check_image_data(str(root), len(classes), int(cfg.imagenet_resolution))
 
         train_samples = _scan(train_dir, classes, "train")
         val_samples = _scan(val_dir, classes, "val")
@@ -160,8 +171,12 @@ class FolderImageData(DataBundle):
             pin_memory=pin,
             generator=torch.Generator().manual_seed(seed),  # seeds the workers' augmentation RNG
         )
-        for xb, yb in loader:
-            yield xb.to(device, non_blocking=pin), yb.to(device, non_blocking=pin).long()
+        try:
+            for xb, yb in loader:
+                yield xb.to(device, non_blocking=pin), yb.to(device, non_blocking=pin).long()
+        except PssError as exc:
+            # a worker's PssError comes back wrapped in its traceback; keep the one line that says what to do
+            raise PssError(str(exc).strip().splitlines()[-1].split("PssError: ", 1)[-1]) from None
 
     def train_batches(self, batch_size, generator, device="cpu"):
         _check_batch_size(batch_size)

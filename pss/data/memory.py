@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ..config import DataConfig
-from ..errors import PssError
-from .base import _DEVICE_CACHE_BYTES, DataBundle, _check_batch_size, _draw_perm, _limit, _one_line, stratified_holdout
+from ..errors import PssError, one_line
+from .base import _DEVICE_CACHE_BYTES, DataBundle, _check_batch_size, _draw_perm, _limit, check_image_data, stratified_holdout
 
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer",
@@ -212,6 +212,8 @@ class TensorImageData(DataBundle):
         return self._batches("train", order, batch_size, torch.device(device), False, None)
 
 
+MAX_CLASSES = 100_000
+"""More classes than any dataset this tool is for (ImageNet-21k has about 21,000)."""
 def _split_and_wrap(
     name: str, x: Tensor, y: Tensor, cfg: DataConfig, class_names: Sequence[str], pad: int,
     stats: tuple[Sequence[float], Sequence[float]] | None, source: str,
@@ -262,7 +264,7 @@ def _load_npz(cfg: DataConfig) -> TensorImageData:
     except PssError:
         raise
     except Exception as exc:
-        raise PssError(f"cannot read {path} as an npz file ({_one_line(exc)}); {fix}") from exc
+        raise PssError(f"cannot read {path} as an npz file ({one_line(exc)}); {fix}") from exc
     if x_np.ndim == 3:
         x_np = x_np[..., None]  # (N,H,W) grayscale
     if x_np.ndim != 4 or x_np.shape[3] not in (1, 3) or x_np.shape[1] != x_np.shape[2]:
@@ -273,22 +275,38 @@ def _load_npz(cfg: DataConfig) -> TensorImageData:
         raise PssError(f"{path}: y has shape {y_np.shape} and dtype {y_np.dtype}, expected ({x_np.shape[0]},) integers; {fix}")
     if y_np.size and y_np.min() < 0:
         raise PssError(f"{path}: y has negative labels; labels must be 0..K-1; {fix}")
-    num_classes = int(y_np.max()) + 1 if y_np.size else 0
+    if y_np.size == 0:
+        raise PssError(f"{path}: x and y hold no images; {fix}")
+    num_classes = int(y_np.max()) + 1
+    present = int(np.unique(y_np).size)
     if names_np is not None:
         names = [str(s) for s in names_np.reshape(-1).tolist()]
         if len(names) < num_classes:
             raise PssError(f"{path}: class_names has {len(names)} entries but labels go up to {num_classes - 1}; {fix}")
-    elif num_classes == 10:
-        names = list(CIFAR10_CLASSES)
-    else:
-        names = [f"class {i}" for i in range(num_classes)]
+        if len(names) > MAX_CLASSES:
+            raise PssError(f"{path}: class_names has {len(names):,} entries; at most {MAX_CLASSES:,} classes are supported")
+    elif present < num_classes:
+        # a stray label such as 10**7 would ask for a classifier of 10**7 outputs
+        raise PssError(
+            f"{path}: labels go up to {num_classes - 1} but only {present} of the classes 0..{num_classes - 1} have images; "
+            f"number the classes 0..K-1 without gaps, or add a class_names array naming all K classes; {fix}"
+        )
+    check_image_data(str(path), present, int(x_np.shape[1]))
+    if names_np is None:
+        names = list(CIFAR10_CLASSES) if num_classes == 10 else [f"class {i}" for i in range(num_classes)]
     x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(y_np.astype(np.int64))
     pad = 4 if x.shape[2] >= 32 else 2
     return _split_and_wrap("npz", x, y, cfg, names, pad, None, str(path))
 
 
-def _load_cifar(cfg: DataConfig, hundred: bool) -> TensorImageData:
+def _why_missing(cfg: DataConfig, create: bool) -> str:
+    if not create:
+        return "is missing (commands on an existing run read data, never download them)"
+    return "could not be downloaded" if cfg.download else "is missing and download=false"
+
+
+def _load_cifar(cfg: DataConfig, hundred: bool, create: bool = True) -> TensorImageData:
     name = "cifar100" if hundred else "cifar10"
     import torchvision  # deferred: importing torchvision costs ~1 s
 
@@ -296,13 +314,14 @@ def _load_cifar(cfg: DataConfig, hundred: bool) -> TensorImageData:
     label, folder = ("CIFAR-100", "cifar-100-python") if hundred else ("CIFAR-10", "cifar-10-batches-py")
     cls = torchvision.datasets.CIFAR100 if hundred else torchvision.datasets.CIFAR10
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        ds = cls(str(root), train=True, download=cfg.download)
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        ds = cls(str(root), train=True, download=cfg.download and create)
     except Exception as exc:
-        how = "could not be downloaded" if cfg.download else "is missing and download=false"
+        how = _why_missing(cfg, create)
         return _fallback_or_raise(
             cfg,
-            f"{label} not found under {root} and {how} ({_one_line(exc)}); pass --set download=true on a machine "
+            f"{label} not found under {root} and {how} ({one_line(exc)}); pass --set download=true on a machine "
             f"with internet, or point data_root at a folder containing {folder}",
         )
     x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
@@ -331,19 +350,20 @@ def _seed_fashion_mnist(root: Path) -> None:
             tmp.replace(dst)  # atomic: a crash never leaves a truncated file torchvision would accept
 
 
-def _load_fashion_mnist(cfg: DataConfig) -> TensorImageData:
+def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData:
     import torchvision
 
     root = Path(cfg.data_root).expanduser()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        _seed_fashion_mnist(root)
-        ds = torchvision.datasets.FashionMNIST(str(root), train=True, download=cfg.download)
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+            _seed_fashion_mnist(root)
+        ds = torchvision.datasets.FashionMNIST(str(root), train=True, download=cfg.download and create)
     except Exception as exc:
-        how = "could not be downloaded" if cfg.download else "is missing and download=false"
+        how = _why_missing(cfg, create)
         return _fallback_or_raise(
             cfg,
-            f"Fashion-MNIST not found under {root} and {how} ({_one_line(exc)}); run 'apt-get install "
+            f"Fashion-MNIST not found under {root} and {how} ({one_line(exc)}); run 'apt-get install "
             "dataset-fashion-mnist', or pass --set download=true on a machine with internet, "
             "or point data_root at a folder containing FashionMNIST/raw",
         )

@@ -15,7 +15,9 @@ from .run import RunDir
 CARD_FILE = "card.json"
 PROGRAM_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
-EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE)
+PARTIAL_PROGRAM_FILE = f".partial.{PROGRAM_FILE}"
+"""Where the program is written before it is renamed into place (a crash may leave it; the next export replaces it)."""
+EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, PARTIAL_PROGRAM_FILE)
 
 
 def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: dict) -> dict[str, Any]:

@@ -9,6 +9,7 @@ checks both and says in one line what is wrong with a file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -65,6 +66,37 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def os_error_hint(exc: OSError) -> str:
+    """What to do about a failed write, by its errno."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full; free some space or write somewhere else"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "that place cannot be written (read-only or no permission); write somewhere else"
+    return "check the path and the disk"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file, and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot write{where}: {exc.strerror or exc.__class__.__name__}; {os_error_hint(exc)}"
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Check, before any long work starts, that files can be created in ``folder`` (or where it would be made).
+
+    Asks the OS (``os.access``), so nothing is written: a read-only file system
+    or a missing permission is caught here; a full disk only shows when writing.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        reason = "it is not a folder" if not probe.is_dir() else "read-only file system or no permission"
+        raise PssError(f"cannot write to {folder}: {reason} ({probe}); write somewhere else")
+    return folder
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

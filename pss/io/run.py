@@ -19,6 +19,7 @@ dashboard reads runs through it.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -40,6 +41,14 @@ CALIBRATION_DIR = "calibration"
 FRONT_FILE = "front.json"
 BN_STATS_FILE = "bn_stats.pt"
 COMPARISON_DIR = "comparisons"
+
+RUN_ENTRIES = (RUN_FILE, SNAPSHOT_DIR, CHECKPOINT_FILE, CALIBRATION_DIR, COMPARISON_DIR, RUN_LUT_FILE)
+"""Everything `pss train` and the commands after it put in a run directory."""
+
+RUN_FIELDS = {"config": dict, "dataset": dict, "model": dict, "space": dict, "constraint": str, "budgets": list,
+              "reference_subnets": dict}
+"""The top-level fields of run.json that commands read, with their JSON types."""
+DATASET_FIELDS = ("name", "num_classes", "in_channels", "num_train", "num_val", "mean", "std", "class_names")
 
 SNAPSHOT_NAME = re.compile(r"^epoch_(\d{4,})\.json$")
 """``epoch_NNNN.json``; copies such as ``epoch_0003 (1).json`` do not match."""
@@ -89,6 +98,27 @@ class RunDir:
     def has_front(self) -> bool:
         return self.front_file.is_file()
 
+    def clear(self) -> None:
+        """Remove the run's own files (:data:`RUN_ENTRIES` and temp files); never follows a link, keeps anything else."""
+        for name in RUN_ENTRIES:
+            p = self.path / name
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+        self.remove_temp_files()
+
+    def remove_temp_files(self) -> int:
+        """Delete the ``.NAME.*.tmp`` files an interrupted atomic write left behind; returns how many."""
+        removed = 0
+        for folder in (self.path, self.snapshot_dir, self.path / CALIBRATION_DIR):
+            if folder.is_dir() and not folder.is_symlink():
+                for p in folder.glob(".*.tmp"):
+                    if p.is_file() and not p.is_symlink():
+                        p.unlink()
+                        removed += 1
+        return removed
+
     def snapshot_path(self, epoch: int) -> Path:
         return self.snapshot_dir / f"epoch_{epoch:04d}.json"
 
@@ -101,7 +131,14 @@ class RunDir:
 
     # ------------------------------------------------------------------ run.json
     def read_run(self) -> dict[str, Any]:
-        return read_document(self.run_file, "run file", RUN_DOC)
+        """run.json, checked for the fields every command relies on (one-line PssError when one is missing)."""
+        doc = read_document(self.run_file, "run file", RUN_DOC)
+        missing = [k for k, kind in RUN_FIELDS.items() if not isinstance(doc.get(k), kind)]
+        missing += [f"dataset.{k}" for k in DATASET_FIELDS if isinstance(doc.get("dataset"), dict) and k not in doc["dataset"]]
+        if missing:
+            raise PssError(f"run file {self.run_file} lacks {', '.join(missing)}: it is damaged or was not written by "
+                           "`pss train`; train the run again")
+        return doc
 
     def write_run(self, doc: dict[str, Any]) -> None:
         atomic_write_json(self.run_file, doc)
@@ -124,6 +161,8 @@ class RunDir:
             num_classes, in_channels = int(ds["num_classes"]), int(ds["in_channels"])
         except (KeyError, TypeError, ValueError):
             raise PssError(f"{self.run_file} lacks the dataset's num_classes and in_channels; it was not written by pss train") from None
+        if not (1 <= num_classes <= 100_000 and in_channels in (1, 3)):
+            raise PssError(f"{self.run_file} describes {num_classes} classes of {in_channels}-channel images; it is damaged")
         latency = load_lut(resolve_lut_path(cfg.latency_lut, self.path)) if cfg.latency_lut else None
         return cfg, Problem.build(cfg, num_classes, in_channels, latency)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..errors import PssError
+from ..errors import PssError, one_line
 from .files import atomic_write
 
 
@@ -16,10 +16,16 @@ def save_tensors(obj: Any, path: Path) -> None:
 
 
 def load_tensors(path: Path, what: str) -> Any:
-    """torch.load with weights_only=True; a missing or damaged file is a one-line PssError."""
+    """torch.load with weights_only=True; a missing, empty or damaged file is a one-line PssError."""
     try:
+        if Path(path).stat().st_size == 0:
+            raise PssError(f"{what} {path} is empty (0 bytes): a crash or a full disk cut it short; "
+                           "delete it and resume from a copy, or train again")
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise PssError(f"{what} {path} is missing") from None
+    except PssError:
+        raise
     except Exception as exc:  # corrupt archive, or a pickle that weights_only refuses
-        raise PssError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:160]}") from None
+        raise PssError(f"cannot read {what} {path}: {one_line(exc)}") from None
+

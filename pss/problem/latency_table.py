@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import PssError
+from ..errors import PssError, one_line
 from .space import Structure, StructureSpace
 from .spec import IMAGE, ConvSpec, MaxPoolSpec, NetSpec, conv_output_size
 
@@ -131,7 +131,7 @@ class LatencyTable:
                     raise ValueError(f"table of {b['name']} has shape {table.shape}")
                 self._terms.append(_Term(b["name"], tuple(int(d) for d in b["dims"]), sizes, grid, table, dims))
         except (KeyError, TypeError, ValueError) as exc:
-            raise PssError(f"malformed latency LUT: {str(exc).splitlines()[0][:160]}") from None
+            raise PssError(f"malformed latency LUT: {one_line(exc)}") from None
         self._size_index = self._resolution_to_size_index()
 
     def _resolution_to_size_index(self) -> list[dict[int, int]]:

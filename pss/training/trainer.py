@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data import DataBundle
-from ..errors import PssError
+from ..errors import PssError, one_line
 from ..evaluate.calibration import BNCalibrator, evaluate_accuracy
 from ..nn.device import resolve_device
 from ..nn.supernet import Supernet, chunk_sizes
@@ -154,8 +154,9 @@ class Trainer:
         result = StepResult(subnets, values[: len(subnets)], values[len(subnets):])
         if not all(math.isfinite(v) for v in values):
             raise PssError(
-                f"training diverged at step {self.step} (a loss is not finite); lower lr (now {cfg.lr}) "
-                "and start over with --force, or --resume from the last good epoch"
+                f"training diverged in epoch {self.epoch + 1}, step {self.step + 1} (a loss is not finite); the checkpoint "
+                f"of the last good epoch ({self.epoch}) is kept: continue it with a lower lr (now {cfg.lr}) by "
+                f"`pss train RUN --resume --set lr={cfg.lr / 10:g}`, or start over with --force"
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -295,9 +296,13 @@ class Trainer:
         strategy = state.get("strategy", "pss")
         if strategy != self.cfg.strategy:
             raise PssError(f"{source} was trained with strategy {strategy!r}, its config says {self.cfg.strategy!r}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise PssError(f"{source} does not match this run's model and config ({one_line(exc)}); "
+                           "resume it with the config it was trained with, or start a new run") from None
         self.strategy.pools = list(state["pools"])
         self.sampler.fallbacks = int(state.get("sampler_fallbacks", 0))
         self.rng.bit_generator.state = state["rng"]["numpy"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import PssError
 from ..evaluate.selection import CalibratedSubnet
+from ..io.files import ensure_writable
 from ..io.run import RunDir, open_run
 from ..nn.device import resolve_device
 from .evaluation import open_evaluator, write_calibrated_front
@@ -29,6 +30,7 @@ def calibrate_run(
     subnet (the dashboard's progress bar).
     """
     run = run_dir if isinstance(run_dir, RunDir) else open_run(run_dir)
+    ensure_writable(run.front_file.parent)  # before the work, not after it
     dev = resolve_device(device)
     trained = load_trained(run, dev)
     top_k = trained.cfg.calib_top_k if top_k is None else int(top_k)

@@ -79,7 +79,8 @@ def open_evaluator(trained: TrainedRun, images: int | None, device: torch.device
     images = trained.cfg.calib_images if images is None else int(images)
     if images < 1:  # before the data are loaded: a typo fails at once
         raise PssError("--images must be at least 1")
-    return SubnetEvaluator(trained, load_data(trained.cfg), images, device)
+    # the run's own data, read as they are: a run.json from elsewhere must not make us create folders or download
+    return SubnetEvaluator(trained, load_data(trained.cfg, create=False), images, device)
 
 
 def write_calibrated_front(

@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from ..errors import PssError
-from ..io.card import PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
+from ..errors import PssError, one_line
+from ..io.card import PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
 from ..io.checkpoint import read_bn_stats
+from ..io.files import ensure_writable
 from ..io.run import RunDir, find_candidate, front_kinds, open_run
 from ..io.tensors import load_tensors, save_tensors
 from ..nn.supernet import DenseNet, Supernet, extract_subnet, resize_batch
@@ -87,7 +88,7 @@ def export_candidate(
     front = run.read_front() if front is None else front
     pool, candidate = find_candidate(front, key)
     structure = Structure.from_json(candidate["structure"])
-    out = check_export_dir(Path(out_dir))
+    out = ensure_writable(check_export_dir(Path(out_dir)))
     trained = load_trained(run) if trained is None else trained
     if trained.epoch != int(front["epoch"]):
         raise PssError(
@@ -107,9 +108,13 @@ def export_candidate(
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(dense, (example,), dynamic_shapes=({0: batch},))
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".partial.{PROGRAM_FILE}"  # torch.export wants the .pt2 suffix
-    torch.export.save(program, str(tmp))
-    tmp.replace(out / PROGRAM_FILE)
+    tmp = out / PARTIAL_PROGRAM_FILE  # torch.export wants the .pt2 suffix
+    try:
+        torch.export.save(program, str(tmp))
+        tmp.replace(out / PROGRAM_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written program behind
+        raise
     save_tensors(dense.state_dict(), out / STATE_FILE)
     write_card(out, card)
     return card
@@ -140,7 +145,7 @@ def load_subnet(directory: str | Path) -> DenseNet:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise PssError(f"weights in {d / STATE_FILE} do not match {d / 'card.json'}: {str(exc).splitlines()[0][:160]}") from None
+        raise PssError(f"weights in {d / STATE_FILE} do not match {d / 'card.json'}: {one_line(exc)}") from None
     return model.eval()
 
 

@@ -22,9 +22,10 @@ def _best(pool: dict[str, Any]) -> dict[str, Any] | None:
 def run_summary(run_dir) -> dict[str, Any]:
     run = open_run(run_dir)
     meta = run.read_run()
-    cfg = meta["config"]
+    cfg = run.read_config(meta)
     snapshots = run.snapshot_paths()
-    last = run.latest_snapshot()
+    readable = run.read_snapshots()  # a damaged snapshot is skipped and counted, as the dashboard does
+    last = readable[-1] if readable else None
     front = run.read_front() if run.has_front() else None
     pools = []
     for t, b in enumerate(meta["budgets"]):
@@ -45,19 +46,20 @@ def run_summary(run_dir) -> dict[str, Any]:
     return {
         "run": str(run.path),
         "schema_version": meta["schema_version"],
-        "pss_version": meta["pss_version"],
+        "pss_version": meta.get("pss_version"),
         "model": meta["model"],
         "dataset": {k: meta["dataset"].get(k) for k in ("name", "num_classes", "num_train", "num_val")},
         "constraint": meta["constraint"],
         "epochs_done": last["epoch"] if last else 0,
-        "epochs": cfg["epochs"],
-        "finished": bool(last and last["epoch"] >= cfg["epochs"]),
+        "epochs": cfg.epochs,
+        "finished": bool(last and last["epoch"] >= cfg.epochs),
         "snapshots": len(snapshots),
+        "damaged_snapshots": len(snapshots) - len(readable),
         "last": None if last is None else {"epoch": last["epoch"], "lr": last["lr"], "losses": last["losses"], "val_acc": last["val_acc"]},
         "reference_subnets": meta["reference_subnets"],
         "calibrated": front is not None,
         "front_method": (front or {}).get("method", "calibrate") if front else None,
-        "strategy": cfg.get("strategy", "pss"),
+        "strategy": cfg.strategy,
         "pools": pools,
         "other_budgets": searched,
     }
@@ -72,6 +74,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"({s['dataset']['num_classes']} classes, {s['dataset']['num_train']} train / {s['dataset']['num_val']} val)",
         f"progress   {s['epochs_done']}/{s['epochs']} epochs" + (" (finished)" if s["finished"] else " (training or stopped)"),
     ]
+    if s.get("damaged_snapshots"):
+        lines.append(f"note       {s['damaged_snapshots']} damaged snapshot(s) skipped (half-written or edited files)")
     if s["last"]:
         acc = s["last"]["val_acc"]
         lines.append(f"last epoch val acc max {acc['max']:.4f}  min {acc['min']:.4f}; loss max {s['last']['losses']['max']:.4f}")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..config import TrainConfig
-from ..errors import PssError
+from ..errors import PssError, one_line
 from ..io.checkpoint import read_checkpoint
 from ..io.run import RunDir, open_run
 from ..nn.supernet import Supernet
@@ -59,5 +59,5 @@ def load_trained(run: RunDir | str | Path, device: torch.device | str = "cpu") -
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
-        raise PssError(f"checkpoint of {run.path} does not match its run.json: {str(exc).splitlines()[0][:160]}") from None
+        raise PssError(f"checkpoint of {run.path} does not match its run.json: {one_line(exc)}") from None
     return TrainedRun(run, run_json, cfg, problem, model.to(device).eval(), state)

@@ -37,6 +37,7 @@ import numpy as np
 from ..config import SEARCH_METHODS
 from ..errors import PssError
 from ..evaluate.selection import CalibratedSubnet, top_candidates
+from ..io.files import ensure_writable
 from ..io.run import RunDir, open_run
 from ..nn.device import resolve_device
 from ..problem.budgets import Budget
@@ -248,6 +249,7 @@ def search_run(
     knobs.validate()
 
     run = run_dir if isinstance(run_dir, RunDir) else open_run(run_dir)
+    ensure_writable(run.front_file.parent)  # before the search, not after it
     dev = resolve_device(device)
     trained = load_trained(run, dev)
     kind, bands = resolve_budgets(trained.run_json, trained.problem, constraint, budgets, tolerance)

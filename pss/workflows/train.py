@@ -7,7 +7,6 @@ interrupted run resumes exactly where its last epoch ended.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from ..config import TrainConfig
 from ..data import load_data
 from ..errors import PssError
 from ..io.checkpoint import read_checkpoint, write_checkpoint
-from ..io.files import atomic_write_bytes
+from ..io.files import atomic_write_bytes, ensure_writable
 from ..io.lut import load_lut, resolve_lut_path
 from ..io.run import RunDir, run_document, snapshot_document
 from ..training.records import EpochStats
@@ -87,6 +86,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     elif existing and not force:
         what = "a pss run" if run.is_run() else "not empty"
         raise PssError(f"{run.path} is {what}; pass --resume to continue it or --force to overwrite it")
+    elif existing and not run.is_run():
+        raise PssError(f"--force only replaces a pss run directory, and {run.path} holds other files (no run.json); "
+                       "choose a new or empty --out")
     for key in ("npz_path", "imagenet_root", "data_root"):
         value = getattr(cfg, key)
         if value:  # later commands (calibrate, export) may run from another directory
@@ -99,12 +101,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
         load_checkpoint_into(trainer, run)
         if trainer.epoch >= cfg.epochs:
             raise PssError(f"run {run.path} already finished its {cfg.epochs} epochs; pass --epochs N with N > {cfg.epochs} to train further")
-    if force and existing:
-        for child in run.path.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    ensure_writable(run.path)
+    if force and existing:  # only now that config, data, budgets and the disk are fine
+        run.clear()
+    elif resume:
+        run.remove_temp_files()  # what an interrupted write left behind
     if resume:
         run_json = run.read_run()
-        run_json["config"]["epochs"] = cfg.epochs
+        run_json["config"].update(epochs=cfg.epochs, lr=cfg.lr)  # what `--resume` may change
         run.write_run(run_json)
     return fit(trainer, run)
 

@@ -15,35 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pss.cli import main
 from pss.config import list_presets, load_config
 from pss.problem.models import MODELS
 from pss.units import format_quantity
 
+from helpers import assert_user_error, one_line_error, run_cli  # noqa: E402
+
 SUBCOMMANDS = ("train", "presets", "info", "calibrate", "export")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """``pss ARGV`` in-process: (exit code, stdout, stderr); argparse exits are caught."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse: --help, usage errors
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{err}"
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def assert_user_error(capsys, *argv: str) -> str:
-    code, out, err = run_cli(capsys, *argv)
-    assert code == 2, f"exit code {code}; stderr: {err}"
-    return one_line_error(err)
 
 
 def pss_subprocess(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -319,8 +297,8 @@ def test_resume_of_something_that_is_not_a_run(capsys, tmp_path):
 
 def test_resume_rejects_config_changes(capsys, run_copy, tree_state):
     before = tree_state(run_copy)
-    line = assert_user_error(capsys, "train", "smoke", "--out", run_copy, "--resume", "--set", "lr=0.5")
-    assert "--set" in line
+    line = assert_user_error(capsys, "train", "smoke", "--out", run_copy, "--resume", "--set", "pool_size=7")
+    assert "--set" in line and "lr" in line  # says what may change
     assert tree_state(run_copy) == before
 
 
@@ -415,7 +393,9 @@ def test_force_overwrites(capsys, run_copy):
     )
     assert code == 0, err
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["checkpoint.pt", "run.json", "snapshots"], names
+    # the old run's files are replaced; a file that is not the run's own is left alone
+    assert names == ["checkpoint.pt", "run.json", "snapshots", "stray.txt"], names
+    assert (run / "stray.txt").read_text() == "left over"
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["config"]["train_limit"] == 64 and run_json["config"]["dataset"] == "synthetic"
     assert [p.name for p in (run / "snapshots").iterdir()] == ["epoch_0001.json"]

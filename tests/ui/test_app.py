@@ -96,6 +96,7 @@ def test_generated_run_cannot_be_exported_and_says_why(generated_root, monkeypat
 
 
 def test_missing_runs_folder_is_a_friendly_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSS_ANY_FOLDER", "1")  # the sample folder below lies outside the (missing) runs root
     at = _app(tmp_path / "nowhere", monkeypatch)
     _assert_clean(at)
     assert any("No runs under" in w.value for w in at.warning)
