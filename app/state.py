@@ -115,6 +115,10 @@ def export_problem(data: RunData) -> str | None:
         return f"calibration/bn_stats.pt is missing; rerun `pss calibrate {data.path}`"
     if data.front_epoch != data.last_epoch:
         return f"the calibration is from epoch {data.front_epoch} but training has reached epoch {data.last_epoch}; recalibrate first"
+    try:  # the weights must load before a download is offered (an empty or damaged checkpoint says so here)
+        trained_run(str(data.path), checkpoint_stamp(data.path))
+    except pss.PssError as exc:
+        return str(exc)
     return None
 
 

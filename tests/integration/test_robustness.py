@@ -251,3 +251,15 @@ def test_a_class_list_that_is_another_file_is_not_echoed(tmp_path):
         load_data(DataConfig(dataset="imagenet-subset", imagenet_root=str(root), imagenet_classes=str(secret)))
     assert "does not look like a class list" in str(exc.value)
     assert "hunter2" not in str(exc.value) and "root:x" not in str(exc.value)
+
+
+def test_the_dashboard_does_not_offer_an_export_of_an_empty_checkpoint(run_copy, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    (run_copy / "checkpoint.pt").write_bytes(b"")
+    monkeypatch.setenv("PSS_RUNS", str(run_copy.parent))
+    at = AppTest.from_file(str(helpers.APP), default_timeout=120)
+    at.run()
+    at.radio(key="page").set_value("Front & Export").run()
+    assert not at.exception
+    assert any("Export unavailable" in i.value and "empty (0 bytes)" in i.value for i in at.info)
