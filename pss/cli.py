@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -314,7 +315,8 @@ def _cmd_train(args) -> int:
     else:
         cfg = api.load_config(args.config, overrides)
     run = api.train(cfg, args.out, resume=args.resume, force=args.force)
-    print(f"run written to {run.path}; next: pss calibrate {run.path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from the first process
+        print(f"run written to {run.path}; next: pss calibrate {run.path}")
     return 0
 
 

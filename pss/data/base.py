@@ -12,6 +12,24 @@ from ..errors import PssError
 
 _DEVICE_CACHE_BYTES = 2 << 30  # keep splits up to 2 GiB resident on an accelerator
 
+Shard = tuple[int, int]
+"""(rank, world size) of a process in distributed training; (0, 1) alone."""
+
+
+def shard_rows(batch_size: int, shard: Shard) -> slice:
+    """This rank's rows of a global batch: ``batch_size / world`` contiguous rows (a DistributedSampler's share)."""
+    rank, world = shard
+    if world == 1:
+        return slice(None)
+    per = batch_size // world
+    return slice(rank * per, (rank + 1) * per)
+
+
+def shard_part(order: Tensor, shard: Shard) -> Tensor:
+    """This rank's contiguous part of an evaluation order (the parts cover it exactly once)."""
+    rank, world = shard
+    return order if world == 1 else order.tensor_split(world)[rank]
+
 
 
 class DataBundle:
@@ -33,9 +51,13 @@ class DataBundle:
     source: str
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """One augmented epoch in an order drawn from ``generator``; drops the last partial batch."""
+        """One augmented epoch in an order drawn from ``generator``; drops the last partial batch.
+
+        ``batch_size`` is the global batch; with ``shard=(rank, world)`` each batch holds this rank's
+        ``batch_size / world`` rows (every rank draws the same order, as a DistributedSampler does).
+        """
         raise NotImplementedError
 
     def len_train_batches(self, batch_size: int) -> int:
@@ -44,9 +66,9 @@ class DataBundle:
         return self.num_train // batch_size
 
     def val_batches(
-        self, batch_size: int, device: torch.device | str = "cpu"
+        self, batch_size: int, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """The validation split, un-augmented, in a fixed order, last partial batch kept."""
+        """The validation split (this rank's part of it), un-augmented, in a fixed order, last partial batch kept."""
         raise NotImplementedError
 
     def calibration_batches(
@@ -55,6 +77,7 @@ class DataBundle:
         batch_size: int,
         generator: torch.Generator,
         device: torch.device | str = "cpu",
+        shard: "Shard" = (0, 1),
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """``n_images`` un-augmented training images (a random subset) for BatchNorm re-estimation."""
         raise NotImplementedError

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import PssError, one_line
-from .base import DataBundle, check_image_data, _check_batch_size, _draw_perm, _limit
+from .base import DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows
 
 _IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -178,17 +178,24 @@ class FolderImageData(DataBundle):
             # a worker's PssError comes back wrapped in its traceback; keep the one line that says what to do
             raise PssError(str(exc).strip().splitlines()[-1].split("PssError: ", 1)[-1]) from None
 
-    def train_batches(self, batch_size, generator, device="cpu"):
+    def train_batches(self, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
-        order = _draw_perm(self.num_train, generator).tolist()
+        order = _draw_perm(self.num_train, generator)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-        return self._loader(self._train, order, batch_size, torch.device(device), True, seed)
+        rank, world = shard
+        if world > 1:  # this rank's rows of every global batch, in order
+            whole = (order.numel() // batch_size) * batch_size
+            order = order[:whole].view(-1, batch_size)[:, shard_rows(batch_size, shard)].reshape(-1)
+            seed += rank  # each rank's workers augment their own images
+        per = batch_size // world
+        return self._loader(self._train, order.tolist(), per, torch.device(device), True, seed)
 
-    def val_batches(self, batch_size, device="cpu"):
+    def val_batches(self, batch_size, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
-        return self._loader(self._val, list(range(self.num_val)), batch_size, torch.device(device), False, 0)
+        order = shard_part(torch.arange(self.num_val), shard).tolist()
+        return self._loader(self._val, order, batch_size, torch.device(device), False, 0)
 
-    def calibration_batches(self, n_images, batch_size, generator, device="cpu"):
+    def calibration_batches(self, n_images, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
-        order = _draw_perm(self.num_train, generator)[: max(int(n_images), 0)].tolist()
+        order = shard_part(_draw_perm(self.num_train, generator)[: max(int(n_images), 0)], shard).tolist()
         return self._loader(self._train_eval, order, batch_size, torch.device(device), False, 0)

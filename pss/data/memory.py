@@ -20,7 +20,10 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import PssError, one_line
-from .base import _DEVICE_CACHE_BYTES, DataBundle, _check_batch_size, _draw_perm, _limit, check_image_data, stratified_holdout
+from .base import (
+    _DEVICE_CACHE_BYTES, DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows,
+    stratified_holdout,
+)
 
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer",
@@ -67,12 +70,16 @@ def random_crop_flip(x: Tensor, pad: int, generator: torch.Generator) -> Tensor:
     Randomness is drawn on the generator's device and moved, so results depend
     only on the generator state, not on where the images live.
     """
-    b = x.shape[0]
+    return crop_flip(x, pad, *crop_flip_params(x.shape[0], pad, generator))
+
+
+def crop_flip_params(b: int, pad: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """(dy, dx, flip) for ``b`` images, drawn from ``generator`` in a fixed order."""
     gdev = generator.device
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gdev)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gdev)
     flip = torch.rand(b, generator=generator, device=gdev) < 0.5
-    return crop_flip(x, pad, dy, dx, flip)
+    return dy, dx, flip
 
 
 def make_synthetic(
@@ -183,37 +190,49 @@ class TensorImageData(DataBundle):
 
     def _batches(
         self, split: str, order: Tensor, batch_size: int, device: torch.device,
-        drop_last: bool, generator: torch.Generator | None,
+        drop_last: bool, generator: torch.Generator | None, shard: Shard = (0, 1),
     ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Batches of ``batch_size`` (the global batch); with ``shard=(rank, world)`` this rank's rows of each.
+
+        Augmentation is drawn for the whole global batch, so the generator moves
+        the same on every rank and as in a single process.
+        """
         x_all = self._resident(split, device)
         y_all = self.y_train if split == "train" else self.y_val
+        rows = shard_rows(batch_size, shard)
         stop = (order.numel() // batch_size) * batch_size if drop_last else order.numel()
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
+            params = crop_flip_params(idx.numel(), self.pad, generator) if generator is not None else None
+            idx = idx[rows]
+            if idx.numel() == 0:
+                continue
             xb = x_all[idx.to(x_all.device)].to(device, non_blocking=True)
-            if generator is not None:
-                xb = random_crop_flip(xb, self.pad, generator)
+            if params is not None:
+                xb = crop_flip(xb, self.pad, *(p[rows] for p in params))
             yield self._normalise(xb), y_all[idx].to(device, non_blocking=True)
 
     # -- interface
-    def train_batches(self, batch_size, generator, device="cpu"):
+    def train_batches(self, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
         order = _draw_perm(self.num_train, generator)
-        return self._batches("train", order, batch_size, torch.device(device), True, generator)
+        return self._batches("train", order, batch_size, torch.device(device), True, generator, shard)
 
-    def val_batches(self, batch_size, device="cpu"):
+    def val_batches(self, batch_size, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
-        order = torch.arange(self.num_val)
+        order = shard_part(torch.arange(self.num_val), shard)
         return self._batches("val", order, batch_size, torch.device(device), False, None)
 
-    def calibration_batches(self, n_images, batch_size, generator, device="cpu"):
+    def calibration_batches(self, n_images, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
-        order = _draw_perm(self.num_train, generator)[: max(int(n_images), 0)]
+        order = shard_part(_draw_perm(self.num_train, generator)[: max(int(n_images), 0)], shard)
         return self._batches("train", order, batch_size, torch.device(device), False, None)
 
 
 MAX_CLASSES = 100_000
 """More classes than any dataset this tool is for (ImageNet-21k has about 21,000)."""
+
+
 def _split_and_wrap(
     name: str, x: Tensor, y: Tensor, cfg: DataConfig, class_names: Sequence[str], pad: int,
     stats: tuple[Sequence[float], Sequence[float]] | None, source: str,

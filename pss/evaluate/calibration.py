@@ -69,9 +69,17 @@ class BNCalibrator:
         """Top-1 accuracy with the statistics of the last :meth:`calibrate` call."""
         return evaluate_accuracy(self.model, structure, batches)
 
+    def statistics(self) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(running mean, running var, batches averaged) of every BN layer after :meth:`calibrate`.
+
+        Distributed evaluation averages these over the ranks, weighted by the batches each rank saw.
+        """
+        return [(m.running_mean, m.running_var, int(m.num_batches_tracked)) for _, m in self._bns]
+
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+def count_correct(model: nn.Module, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[int, int]:
+    """(top-1 correct, images) of ``structure`` on ``batches``, in eval mode."""
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -79,6 +87,11 @@ def evaluate_accuracy(model: nn.Module, structure: Structure, batches: Iterable[
         correct += (model(x, structure).argmax(1) == y).sum().item()
         total += y.numel()
     model.train(was_training)
+    return correct, total
+
+
+def evaluate_accuracy(model: nn.Module, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    correct, total = count_correct(model, structure, batches)
     return correct / max(1, total)
 
 

@@ -16,7 +16,7 @@ CARD_FILE = "card.json"
 PROGRAM_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
 PARTIAL_PROGRAM_FILE = f".partial.{PROGRAM_FILE}"
-"""Where the program is written before it is renamed into place (a crash may leave it; the next export replaces it)."""
+"""What versions before 0.1.0's atomic export could leave after a crash; an export removes it."""
 EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, PARTIAL_PROGRAM_FILE)
 
 

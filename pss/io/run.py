@@ -210,7 +210,8 @@ def open_run(path: str | Path) -> RunDir:
 
 # ---------------------------------------------------------------------- documents
 def run_document(
-    cfg: TrainConfig, dataset: dict[str, Any], problem: Problem, bucket_sizes: Sequence[int], batches_per_epoch: int, device: str
+    cfg: TrainConfig, dataset: dict[str, Any], problem: Problem, bucket_sizes: Sequence[int], batches_per_epoch: int, device: str,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """run.json (kind ``pss-run``): what was trained, on what, with which space and budgets."""
     space, costs = problem.space, problem.cost_model
@@ -232,6 +233,7 @@ def run_document(
         "structure_set": {"size": cfg.structure_set_size, "bucket_sizes": list(bucket_sizes)},
         "batches_per_epoch": batches_per_epoch,
         "device": device,
+        "processes": processes,
     }
 
 

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..data import DataBundle
 from ..errors import PssError, one_line
-from ..evaluate.calibration import BNCalibrator, evaluate_accuracy
+from ..evaluate.calibration import BNCalibrator, count_correct
 from ..nn.device import resolve_device
 from ..nn.supernet import Supernet, chunk_sizes
 from ..problem.latency_table import LatencyTable
@@ -53,6 +53,7 @@ from ..sampling.marginals import StructureDistributionSampler
 from ..sampling.pools import PoolCounters, SubnetPool
 from ..sampling.prioritized import training_progress
 from ..sampling.strategies import Strategy, Subnet, make_strategy
+from .distributed import Dist
 from .records import EpochStats, SampleLog, StepResult
 from .schedules import cosine_lr, distillation_loss, param_groups
 
@@ -60,11 +61,19 @@ from .schedules import cosine_lr, distillation_loss, param_groups
 class Trainer:
     """Trains one supernet on ``data`` with ``cfg.strategy``; holds the whole training state."""
 
-    def __init__(self, cfg: TrainConfig, problem: Problem, data: DataBundle, device: torch.device | str | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, problem: Problem, data: DataBundle, device: torch.device | str | None = None,
+                 dist: Dist = Dist()) -> None:
         self.cfg = cfg
         self.problem = problem
         self.data = data
-        self.device = resolve_device(cfg.device) if device is None else torch.device(device)
+        self.dist = dist
+        if device is not None:
+            self.device = torch.device(device)
+        else:
+            self.device = dist.device(cfg.device) if dist.active else resolve_device(cfg.device)
+        if cfg.batch_size % dist.world or cfg.batch_size // dist.world < 2:
+            raise PssError(f"batch_size {cfg.batch_size} does not split into {dist.world} processes of at least 2 images; "
+                           f"use a multiple of {dist.world} (the global batch, shared by the processes)")
         self.space, self.costs, self.budgets = problem.space, problem.cost_model, problem.budgets
         self.max_structure = self.space.max_structure
         self.min_structure = self.space.min_structure
@@ -113,18 +122,19 @@ class Trainer:
             raise PssError(f"batch_size {cfg.batch_size} exceeds the {data.num_train} training images; lower batch_size")
         self.total_steps = self.batches_per_epoch * cfg.epochs
         self.warmup_steps = int(round(cfg.warmup_epochs * self.batches_per_epoch))
-        if self.strategy.parallel and cfg.batch_size < 2 * cfg.num_subnets:
+        if self.strategy.parallel and cfg.batch_size // dist.world < 2 * cfg.num_subnets:
             raise PssError(
                 f"strategy {cfg.strategy} splits each batch into num_subnets={cfg.num_subnets} chunks of at least 2 images; "
-                f"raise batch_size (now {cfg.batch_size}) to at least {2 * cfg.num_subnets}"
+                f"raise batch_size (now {cfg.batch_size}) to at least {2 * cfg.num_subnets * dist.world}"
             )
         self.step = 0
         self.epoch = 0  # epochs finished
 
     @classmethod
-    def build(cls, cfg: TrainConfig, data: DataBundle, latency: LatencyTable | None = None, device=None) -> "Trainer":
+    def build(cls, cfg: TrainConfig, data: DataBundle, latency: LatencyTable | None = None, device=None,
+              dist: Dist = Dist()) -> "Trainer":
         """A trainer for ``cfg`` on ``data``: the problem (spec, S, C, Theta) is built from both."""
-        return cls(cfg, Problem.build(cfg, data.num_classes, data.in_channels, latency), data, device)
+        return cls(cfg, Problem.build(cfg, data.num_classes, data.in_channels, latency), data, device, dist)
 
     @property
     def pools(self) -> list[SubnetPool]:
@@ -150,7 +160,7 @@ class Trainer:
             losses, ces = self._parallel_forward_backward(x, y, subnets)
         else:
             losses, ces = self._serial_forward_backward(x, y, subnets)
-        values = torch.stack([*losses, *ces]).tolist()  # one device sync
+        values = self.dist.mean(torch.stack([*losses, *ces]).tolist())  # one device sync; the mean over processes
         result = StepResult(subnets, values[: len(subnets)], values[len(subnets):])
         if not all(math.isfinite(v) for v in values):
             raise PssError(
@@ -158,6 +168,7 @@ class Trainer:
                 f"of the last good epoch ({self.epoch}) is kept: continue it with a lower lr (now {cfg.lr}) by "
                 f"`pss train RUN --resume --set lr={cfg.lr / 10:g}`, or start over with --force"
             )
+        self.dist.average_gradients(list(self.model.parameters()))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
@@ -209,8 +220,8 @@ class Trainer:
         n = 0
         t0 = time.perf_counter()
         bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
-                   dynamic_ncols=True, disable=not cfg.progress)
-        for b, (x, y) in enumerate(self.data.train_batches(cfg.batch_size, gen, self.device)):
+                   dynamic_ncols=True, disable=not (cfg.progress and self.dist.is_main))
+        for b, (x, y) in enumerate(self.data.train_batches(cfg.batch_size, gen, self.device, shard=self.dist.shard)):
             progress = training_progress(epoch, b, self.batches_per_epoch, cfg.epochs)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -243,17 +254,21 @@ class Trainer:
         With ``eval_calib_images = 0`` the supernet's own (stale, shared)
         running statistics are used instead.
         """
-        cfg = self.cfg
+        cfg, shard = self.cfg, self.dist.shard
         out = {}
         calibrator = BNCalibrator(self.model) if cfg.eval_calib_images > 0 else None
         for name, s in (("max", self.max_structure), ("min", self.min_structure)):
-            val = self.data.val_batches(cfg.eval_batch_size, self.device)
-            if calibrator is None:
-                out[name] = evaluate_accuracy(self.model, s, val)
-            else:
+            val = self.data.val_batches(cfg.eval_batch_size, self.device, shard=shard)
+            model = self.model
+            if calibrator is not None:
                 gen = torch.Generator().manual_seed(cfg.seed + 17)
-                calibrator.calibrate(s, self.data.calibration_batches(cfg.eval_calib_images, cfg.eval_batch_size, gen, self.device))
-                out[name] = calibrator.accuracy(s, val)
+                batches = self.data.calibration_batches(cfg.eval_calib_images, cfg.eval_batch_size, gen, self.device, shard=shard)
+                calibrator.calibrate(s, batches)
+                for mean, var, seen in calibrator.statistics():  # each process saw its part of the images
+                    self.dist.average_tensors([mean, var], seen)
+                model = calibrator.model
+            correct, total = self.dist.sum(count_correct(model, s, val))
+            out[name] = correct / max(1.0, total)
         self.model.train()
         return out
 

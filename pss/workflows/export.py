@@ -14,6 +14,7 @@ Three files per export (:mod:`pss.io.card` owns their names):
 from __future__ import annotations
 
 import copy
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from ..errors import PssError, one_line
 from ..io.card import PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
 from ..io.checkpoint import read_bn_stats
-from ..io.files import ensure_writable
+from ..io.files import atomic_write_bytes, ensure_writable
 from ..io.run import RunDir, find_candidate, front_kinds, open_run
 from ..io.tensors import load_tensors, save_tensors
 from ..nn.supernet import DenseNet, Supernet, extract_subnet, resize_batch
@@ -107,14 +108,13 @@ def export_candidate(
     example = torch.randn(2, in_channels, structure.resolution, structure.resolution)
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(dense, (example,), dynamic_shapes=({0: batch},))
+    # Serialised in memory, then written like every other file (temp file + rename): a full disk is a Python
+    # OSError and leaves nothing, where torch's own file writer can abort the process half-way.
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / PARTIAL_PROGRAM_FILE  # torch.export wants the .pt2 suffix
-    try:
-        torch.export.save(program, str(tmp))
-        tmp.replace(out / PROGRAM_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a half-written program behind
-        raise
+    (out / PARTIAL_PROGRAM_FILE).unlink(missing_ok=True)  # what an export of an older version may have left
+    atomic_write_bytes(out / PROGRAM_FILE, buffer.getvalue())
     save_tensors(dense.state_dict(), out / STATE_FILE)
     write_card(out, card)
     return card

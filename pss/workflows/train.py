@@ -18,6 +18,7 @@ from ..io.files import atomic_write_bytes, ensure_writable
 from ..io.lut import load_lut, resolve_lut_path
 from ..io.run import RunDir, run_document, snapshot_document
 from ..training.records import EpochStats
+from ..training.distributed import Dist, from_environment
 from ..training.trainer import Trainer
 
 
@@ -45,14 +46,15 @@ def fit(trainer: Trainer, run_dir: str | Path | RunDir, resume_run: bool = False
 
     With ``resume_run`` the trainer first continues from the run's checkpoint.
     """
-    cfg = trainer.cfg
+    cfg, main = trainer.cfg, trainer.dist.is_main
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if resume_run:
         load_checkpoint_into(trainer, run)
-    run.path.mkdir(parents=True, exist_ok=True)
-    if trainer.epoch == 0:
+    if main:
+        run.path.mkdir(parents=True, exist_ok=True)
+    if trainer.epoch == 0 and main:
         run.write_run(run_document(cfg, trainer.data.describe(), trainer.problem, trainer.sampler.bucket_sizes,
-                                   trainer.batches_per_epoch, str(trainer.device)))
+                                   trainer.batches_per_epoch, str(trainer.device), trainer.dist.world))
         if cfg.latency_lut:  # the run keeps its own LUT: later commands need no outside file
             src = Path(cfg.latency_lut).expanduser()
             if src.is_file() and src.resolve() != run.lut_file.resolve():
@@ -60,9 +62,11 @@ def fit(trainer: Trainer, run_dir: str | Path | RunDir, resume_run: bool = False
     for epoch in range(trainer.epoch, cfg.epochs):
         stats = trainer.train_epoch(epoch)
         stats.val_acc = trainer.evaluate_references()
-        write_epoch(run, trainer, stats)
-        if cfg.progress:
-            print(trainer.epoch_line(stats), file=sys.stderr)
+        trainer.dist.check_in_step(trainer.model, trainer.pools)  # every process holds the same state (and waits here)
+        if main:  # one writer
+            write_epoch(run, trainer, stats)
+            if cfg.progress:
+                print(trainer.epoch_line(stats), file=sys.stderr)
     return run
 
 
@@ -70,8 +74,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     """Validate everything, then train into ``out``; see ``pss train --help``.
 
     Nothing is written before the config, the data, the LUT and the run
-    directory have been checked.
+    directory have been checked. Started by ``torchrun``, every process trains
+    its share of each batch and only the first writes (:mod:`pss.training.distributed`).
     """
+    dist = from_environment(cfg.device)
+    try:
+        return _train(cfg, out, resume, force, dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, out: str | Path, resume: bool, force: bool, dist: Dist) -> RunDir:
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise PssError(f"{run.path} exists and is not a directory")
@@ -96,11 +109,24 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     data = load_data(cfg)  # fails before anything is written
     # resuming, the run's own copy of the LUT stands in for a moved or deleted original
     latency = load_lut(resolve_lut_path(cfg.latency_lut, run.path if resume else None)) if cfg.latency_lut else None
-    trainer = Trainer.build(cfg, data, latency)
+    trainer = Trainer.build(cfg, data, latency, dist=dist)
     if resume:
         load_checkpoint_into(trainer, run)
         if trainer.epoch >= cfg.epochs:
             raise PssError(f"run {run.path} already finished its {cfg.epochs} epochs; pass --epochs N with N > {cfg.epochs} to train further")
+    problem = None
+    if dist.is_main:  # the one writer prepares the directory; the others wait for its word
+        try:
+            _prepare(run, existing, force, resume, cfg)
+        except PssError as exc:
+            problem = str(exc)
+    problem = dist.broadcast(problem)
+    if problem is not None:
+        raise PssError(problem)
+    return fit(trainer, run)
+
+
+def _prepare(run: RunDir, existing: bool, force: bool, resume: bool, cfg: TrainConfig) -> None:
     ensure_writable(run.path)
     if force and existing:  # only now that config, data, budgets and the disk are fine
         run.clear()
@@ -110,5 +136,4 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
         run_json = run.read_run()
         run_json["config"].update(epochs=cfg.epochs, lr=cfg.lr)  # what `--resume` may change
         run.write_run(run_json)
-    return fit(trainer, run)
 
