@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
+import urllib.request
 from pathlib import Path
+
+import pytest
+
+from pss.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "docs" / "schema"
@@ -70,8 +77,6 @@ def dir_state(path: Path) -> dict[str, tuple[int, int]]:
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     """``pss ARGV`` in-process: (exit code, stdout, stderr); argparse exits are caught."""
-    from pss.cli import main
-
     try:
         code = main([str(a) for a in argv])
     except SystemExit as exc:  # argparse: --help, usage errors
@@ -93,3 +98,25 @@ def assert_user_error(capsys, *argv, code: int = 2) -> str:
     got, out, err = run_cli(capsys, *argv)
     assert got == code, f"exit code {got}; stderr: {err}"
     return one_line_error(err)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc, port: int, log: Path, seconds: float = 90) -> None:
+    """Wait until the Streamlit server of ``proc`` answers its health check on localhost:``port``."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the dashboard exited early: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"the dashboard did not become healthy within {seconds:.0f} s")

@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -40,12 +38,6 @@ def _require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 LIVE_EPOCHS = 6
 
 
@@ -66,7 +58,7 @@ def runs_root(tmp_path_factory, make_run_module) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, child_env, runs_root):
     _require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).is_file(), f"chromium not found at {CHROMIUM}")
-    port = _free_port()
+    port = helpers.free_port()
     env = dict(child_env, PSS_RUNS=str(runs_root))
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     with open(log, "w") as fh:
@@ -77,18 +69,7 @@ def server(tmp_path_factory, child_env, runs_root):
         )
     url = f"http://localhost:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited early: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not become healthy within 90 s")
+        helpers.wait_healthy(proc, port, log)
         yield url
     finally:
         proc.terminate()

@@ -14,8 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,12 +22,6 @@ from streamlit.testing.v1 import AppTest
 import helpers
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def _own_address() -> str | None:
@@ -41,20 +33,6 @@ def _own_address() -> str | None:
         except OSError:
             return None
     return None if ip.startswith("127.") else ip
-
-
-def _wait_healthy(proc: subprocess.Popen, port: int, log: Path) -> None:
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the dashboard exited early: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail("the dashboard did not become healthy within 90 s")
 
 
 def _start(argv: list[str], cwd: Path, env: dict, log: Path) -> subprocess.Popen:
@@ -75,12 +53,12 @@ def test_pss_dashboard_listens_on_localhost_only_from_any_folder(tmp_path, child
     ip = _own_address()
     if ip is None:
         pytest.skip("this machine has no network address besides loopback to test from")
-    port, elsewhere = _free_port(), tmp_path / "elsewhere"
+    port, elsewhere = helpers.free_port(), tmp_path / "elsewhere"
     elsewhere.mkdir()  # no .streamlit/config.toml here
     proc = _start([str(Path(sys.executable).with_name("pss")), "dashboard", "--runs", str(helpers.SAMPLE_RUN.parent), "--port", str(port)],
                   elsewhere, child_env, tmp_path / "log.txt")
     try:
-        _wait_healthy(proc, port, tmp_path / "log.txt")
+        helpers.wait_healthy(proc, port, tmp_path / "log.txt")
         with pytest.raises(OSError):  # refused: nothing listens on the network address
             socket.create_connection((ip, port), timeout=5).close()
     finally:
@@ -96,14 +74,14 @@ def test_the_app_refuses_other_machines_however_it_is_started(tmp_path, child_en
         pytest.skip("chromium is not installed")
     from playwright.sync_api import sync_playwright
 
-    port, elsewhere = _free_port(), tmp_path / "elsewhere"
+    port, elsewhere = helpers.free_port(), tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in child_env.items() if k not in ("PSS_ALLOW_REMOTE", "PSS_ANY_FOLDER")}
     proc = _start([sys.executable, "-m", "streamlit", "run", str(helpers.APP), "--server.port", str(port),
                    "--server.address", "0.0.0.0", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                    "--server.fileWatcherType", "none"], elsewhere, env, tmp_path / "log.txt")
     try:
-        _wait_healthy(proc, port, tmp_path / "log.txt")
+        helpers.wait_healthy(proc, port, tmp_path / "log.txt")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
