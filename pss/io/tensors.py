@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import PssError, one_line
-from .files import atomic_write
+from .files import atomic_write_bytes
 
 
 def save_tensors(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    """Serialise in memory, then write atomically: a full disk is then a plain OSError (one line from the CLI),
+    never an error from inside torch's archive writer, and nothing half-written stays."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_tensors(path: Path, what: str) -> Any:

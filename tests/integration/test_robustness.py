@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,42 @@ def test_the_dashboard_does_not_offer_an_export_of_an_empty_checkpoint(run_copy,
     at.radio(key="page").set_value("Front & Export").run()
     assert not at.exception
     assert any("Export unavailable" in i.value and "empty (0 bytes)" in i.value for i in at.info)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB file system (tmpfs) to fill up; skipped where this process may not mount one."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()[:80]}); the simulated full-disk tests still run")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(folder: Path, leave: int) -> Path:
+    """Fill ``folder``'s file system until about ``leave`` bytes are free."""
+    filler = folder / "filler.bin"
+    free = shutil.disk_usage(folder).free
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_a_really_full_disk(capsys, trained_run, small_disk):
+    """Export and calibrate on a file system with 20 KB left: one line, exit 1, nothing half-written, the run intact."""
+    run = helpers.copy_run(trained_run, small_disk / "run")
+    out = small_disk / "subnet"
+    filler = _fill(small_disk, 20_000)
+    line = assert_user_error(capsys, "export", run, "--budget", "5.35M", "--out", out, code=1)
+    assert "disk is full" in line
+    assert not out.exists() or not [p.name for p in out.iterdir()]
+    front_before = (run / "calibration" / "front.json").read_bytes()
+    line = assert_user_error(capsys, "calibrate", run, "--quiet", "--images", "64", "--top-k", "1", code=1)
+    assert "disk is full" in line
+    assert (run / "calibration" / "front.json").read_bytes() == front_before
+    assert not list(small_disk.rglob("*.tmp"))
+    filler.unlink()
+    code, _, err = run_cli(capsys, "export", run, "--budget", "5.35M", "--out", out)
+    assert code == 0, err
