@@ -124,7 +124,7 @@ def export_problem(data: RunData) -> str | None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def export_zip(path: str, key: str, signature: tuple) -> bytes:
-    """The same three files `pss export` writes (model.pt2, state_dict.pt, card.json), zipped."""
+    """The same files `pss export` writes (model.pt2, model.onnx, state_dict.pt, card.json), zipped."""
     trained = trained_run(path, checkpoint_stamp(path))
     with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
         out = Path(tmp) / "subnet"

@@ -293,7 +293,7 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
         type="primary",
         key="download_export",
         on_click="ignore",
-        help="model.pt2 (torch.export, dynamic batch), state_dict.pt and card.json: what `pss export` writes.",
+        help="model.pt2 (torch.export) and model.onnx (ONNX opset 18), both with a dynamic batch, state_dict.pt and card.json: what `pss export` writes.",
     )
     st.caption(f"Load it without pss: `torch.export.load('{name}/model.pt2').module()(x)`")
 

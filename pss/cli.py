@@ -345,7 +345,7 @@ def _cmd_export(args) -> int:
     print(
         f"exported {card['key']} for {card['budget']['label']} ({api.format_quantity(card['macs'])} MACs, "
         f"{api.format_quantity(card['params'])} params, val acc {card['accuracy']:.4f}, "
-        f"input {card['input']['resolution']}px) to {args.out}"
+        f"input {card['input']['resolution']}px) to {args.out}: {', '.join(card['files'].values())}, card.json"
     )
     return 0
 

@@ -1,5 +1,5 @@
-"""An exported subnet's directory: ``model.pt2``, ``state_dict.pt`` and ``card.json`` (what the model is,
-and the input it expects). The export workflow writes the first two; this module owns the names and the card.
+"""An exported subnet's directory: ``model.pt2``, ``model.onnx``, ``state_dict.pt`` and ``card.json`` (what the
+model is, and the input it expects). The export workflow writes the models; this module owns the names and the card.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from .run import RunDir
 CARD_FILE = "card.json"
 PROGRAM_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 18
+ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 PARTIAL_PROGRAM_FILE = f".partial.{PROGRAM_FILE}"
 """What versions before 0.1.0's atomic export could leave after a crash; an export removes it."""
-EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, PARTIAL_PROGRAM_FILE)
+EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, ONNX_FILE, PARTIAL_PROGRAM_FILE)
 
 
 def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: dict) -> dict[str, Any]:
@@ -50,7 +53,8 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidat
             "std": ds["std"],
         },
         "class_names": ds["class_names"],
-        "files": {"program": PROGRAM_FILE, "state_dict": STATE_FILE},
+        "files": {"program": PROGRAM_FILE, "state_dict": STATE_FILE, "onnx": ONNX_FILE},
+        "onnx": {"opset": ONNX_OPSET, "input": ONNX_INPUT, "output": ONNX_OUTPUT, "dynamic_batch": True},
         "dataset": ds.get("name"),
     }
 

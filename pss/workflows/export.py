@@ -1,10 +1,12 @@
 """`pss export`: a calibrated subnet as a standalone dense PyTorch model with physically smaller weights.
 
-Three files per export (:mod:`pss.io.card` owns their names):
+Four files per export (:mod:`pss.io.card` owns their names):
 
 * ``model.pt2`` -- a ``torch.export`` program with a dynamic batch dimension;
   plain PyTorch runs it with ``torch.export.load(path).module()(x)`` without
   this package;
+* ``model.onnx`` -- the same network for ONNX runtimes (opset 18, input ``images``, output ``logits``,
+  dynamic batch);
 * ``state_dict.pt`` -- physically sliced weights and calibrated BN statistics,
   loadable with ``torch.load(..., weights_only=True)``; :func:`load_subnet`
   rebuilds the module from it and the card;
@@ -13,15 +15,17 @@ Three files per export (:mod:`pss.io.card` owns their names):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import PssError, one_line
-from ..io.card import PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
+from ..io.card import ONNX_FILE, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
 from ..io.checkpoint import read_bn_stats
 from ..io.files import atomic_write_bytes, ensure_writable
 from ..io.run import RunDir, find_candidate, front_kinds, open_run
@@ -115,9 +119,23 @@ def export_candidate(
     out.mkdir(parents=True, exist_ok=True)
     (out / PARTIAL_PROGRAM_FILE).unlink(missing_ok=True)  # what an export of an older version may have left
     atomic_write_bytes(out / PROGRAM_FILE, buffer.getvalue())
+    atomic_write_bytes(out / ONNX_FILE, onnx_bytes(program, example))
     save_tensors(dense.state_dict(), out / STATE_FILE)
     write_card(out, card)
     return card
+
+
+def onnx_bytes(program: torch.export.ExportedProgram, example: torch.Tensor) -> bytes:
+    """The exported program (dynamic batch) as an ONNX model, opset :data:`~pss.io.card.ONNX_OPSET`, serialised.
+
+    Translated from the same ``torch.export`` program as ``model.pt2``, without the exporter's graph
+    optimisation (it halves the export time; ONNX runtimes optimise when they load a model).
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
+        warnings.simplefilter("ignore")
+        onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                                         opset_version=ONNX_OPSET, optimize=False, verbose=False)
+    return onnx_program.model_proto.SerializeToString()
 
 
 @torch.no_grad()

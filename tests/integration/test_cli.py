@@ -351,7 +351,7 @@ def test_export_via_cli(capsys, trained_run, tmp_path):
     out_dir = tmp_path / "exp"
     code, out, err = run_cli(capsys, "export", trained_run, "--budget", budget, "--out", out_dir)
     assert code == 0, err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["card.json", "model.pt2", "state_dict.pt"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["card.json", "model.onnx", "model.pt2", "state_dict.pt"]
     card = json.loads((out_dir / "card.json").read_text())
     assert card["key"] == pool["calibrated"]["key"]
     assert card["key"] in out and str(out_dir) in out

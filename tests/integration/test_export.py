@@ -83,7 +83,7 @@ def reference(trained_run, exported):
 
 def test_export_writes_files_and_card(trained_run, exported):
     out, card, pool, s = exported["out"], exported["card"], exported["pool"], exported["structure"]
-    assert {p.name for p in out.iterdir()} == {"model.pt2", "state_dict.pt", "card.json"}
+    assert {p.name for p in out.iterdir()} == {"model.pt2", "model.onnx", "state_dict.pt", "card.json"}
     on_disk = json.loads((out / "card.json").read_text())
     assert on_disk == json.loads(json.dumps(card))
     missing = CARD_KEYS - set(on_disk)
@@ -142,6 +142,20 @@ def test_program_equals_slice_with_dynamic_batch(exported, reference, batch):
         got = program(x)
     assert got.shape == (batch, reference["ctx"].spec.num_classes)
     torch.testing.assert_close(got, reference["logits"][:batch], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnx_equals_slice_with_dynamic_batch(exported, reference, batch):
+    """model.onnx in onnxruntime gives the calibrated supernet slice's logits (<= 1e-4), at any batch size."""
+    import onnxruntime as ort
+
+    card = exported["card"]
+    assert card["files"]["onnx"] == "model.onnx" and card["onnx"] == {"opset": 18, "input": "images", "output": "logits",
+                                                                       "dynamic_batch": True}
+    session = ort.InferenceSession(str(exported["out"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = resize_batch(reference["x"][:batch], exported["structure"].resolution).contiguous()
+    (got,) = session.run(["logits"], {"images": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got), reference["logits"][:batch], rtol=0, atol=1e-4)
 
 
 @pytest.mark.slow

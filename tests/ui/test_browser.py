@@ -155,7 +155,7 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
     card = json.loads((folder / "card.json").read_text())
     assert card["key"] == cheap
-    assert {p.name for p in folder.iterdir()} == {"model.pt2", "state_dict.pt", "card.json"}
+    assert {p.name for p in folder.iterdir()} == {"model.pt2", "model.onnx", "state_dict.pt", "card.json"}
     code = (
         "import sys, json, torch\n"
         f"card = json.load(open({str(folder / 'card.json')!r}))\n"
