@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+import helpers
 
 import pss
 from pss.errors import PssError
@@ -298,3 +303,18 @@ def test_parse_quantity_exact_examples():
 def test_format_quantity_round_trips_through_parse():
     for v in (512.0, 4.5e5, 3e7, 1.2e9):
         assert parse_quantity(format_quantity(v)) == pytest.approx(v, rel=1e-3)
+
+
+def test_the_readme_snippet_runs_as_written(trained_run, tmp_path, child_env):
+    """README's "Using an exported subnet", executed unchanged next to a real export and an image."""
+
+    text = (helpers.REPO_ROOT / "README.md").read_text()
+    section = text[text.index("### Using an exported subnet"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    pools = calibrated_pools(trained_run)
+    export_subnet(trained_run, pools[len(pools) // 2]["budget"]["value"], tmp_path / "runs" / "smoke-5M")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "my_image.png")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split(None, 1)[1] == lines[1].split(None, 1)[1], lines  # both runtimes agree
