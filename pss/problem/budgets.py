@@ -77,6 +77,11 @@ def make_budgets(
     step, so neighbouring pools tile the range without overlapping.
     """
     if c_max <= c_min:
+        if kind == "latency":
+            raise PssError(
+                f"cannot make latency budgets: the LUT predicts the max subnet ({c_max:.3f} ms) no slower than the min "
+                f"subnet ({c_min:.3f} ms), so its timings are mostly noise; rebuild it with more --repeats on a quieter machine"
+            )
         raise PssError(f"cannot make budgets: C(max)={c_max} is not above C(min)={c_min}")
     if (step is None) == (count is None):
         raise PssError("give exactly one of budget_step or budget_count")

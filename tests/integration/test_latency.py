@@ -370,7 +370,8 @@ def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
     from pss.cli import main
 
     lut = tmp_path / "luts" / "smoke.json"
-    assert main(["lut", "build", "smoke", "--out", str(lut), "--repeats", "1", "--warmup", "1", "--quiet"]) == 0
+    # minimum of 3 passes x 5 calls: stable enough that the max subnet times slower than the min even on a busy machine
+    assert main(["lut", "build", "smoke", "--out", str(lut), "--repeats", "5", "--warmup", "2", "--quiet"]) == 0
     run = tmp_path / "run"
     assert main(["train", "smoke", "--out", str(run), "--quiet", "--set", "constraint=latency",
                  "--set", f"latency_lut={lut}", "--set", "budget_count=2", *TRAIN_SMALL]) == 0
@@ -405,3 +406,10 @@ def test_latency_budgets_end_to_end_via_the_cli(tmp_path, capsys):
         assert not at.exception and any("Predicted latency" in c.value for c in at.caption)
     finally:
         del os.environ["PSS_RUNS"]
+
+
+def test_a_noisy_lut_that_inverts_min_and_max_says_so():
+    from pss.problem.budgets import make_budgets
+
+    with pytest.raises(PssError, match="no slower than the min subnet .* rebuild it with more --repeats"):
+        make_budgets("latency", 6.20, 6.15, count=2)
