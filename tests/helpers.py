@@ -120,3 +120,11 @@ def wait_healthy(proc, port: int, log: Path, seconds: float = 90) -> None:
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"the dashboard did not become healthy within {seconds:.0f} s")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when ``condition`` fails, except in CI (PSS_REQUIRE_ALL=1), where a missing capability is a failure."""
+    if not condition:
+        if os.environ.get("PSS_REQUIRE_ALL") == "1":
+            pytest.fail(f"{reason} (PSS_REQUIRE_ALL=1: CI must run this test)")
+        pytest.skip(reason)

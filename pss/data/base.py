@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any, Iterator
 
 import torch
@@ -32,7 +33,7 @@ def shard_part(order: Tensor, shard: Shard) -> Tensor:
 
 
 
-class DataBundle:
+class DataBundle(ABC):
     """A train/val split with batch iterators; what the trainer sees.
 
     Batches are float32 NCHW, normalised with :attr:`mean`/:attr:`std`, at
@@ -50,6 +51,7 @@ class DataBundle:
     num_val: int
     source: str
 
+    @abstractmethod
     def train_batches(
         self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
     ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -58,19 +60,19 @@ class DataBundle:
         ``batch_size`` is the global batch; with ``shard=(rank, world)`` each batch holds this rank's
         ``batch_size / world`` rows (every rank draws the same order, as a DistributedSampler does).
         """
-        raise NotImplementedError
 
     def len_train_batches(self, batch_size: int) -> int:
         """Number of batches :meth:`train_batches` yields (drop_last)."""
         _check_batch_size(batch_size)
         return self.num_train // batch_size
 
+    @abstractmethod
     def val_batches(
         self, batch_size: int, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """The validation split (this rank's part of it), un-augmented, in a fixed order, last partial batch kept."""
-        raise NotImplementedError
 
+    @abstractmethod
     def calibration_batches(
         self,
         n_images: int,
@@ -80,7 +82,6 @@ class DataBundle:
         shard: "Shard" = (0, 1),
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """``n_images`` un-augmented training images (a random subset) for BatchNorm re-estimation."""
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary, written next to checkpoints so a run records its data."""

@@ -272,8 +272,7 @@ def small_disk(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()[:80]}); the simulated full-disk tests still run")
+    helpers.require(proc.returncode == 0, f"cannot mount a tmpfs here ({proc.stderr.strip()[:80]}); the simulated full-disk tests still run")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 

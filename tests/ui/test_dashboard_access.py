@@ -51,8 +51,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_pss_dashboard_listens_on_localhost_only_from_any_folder(tmp_path, child_env):
     ip = _own_address()
-    if ip is None:
-        pytest.skip("this machine has no network address besides loopback to test from")
+    helpers.require(ip is not None, "this machine has no network address besides loopback to test from")
     port, elsewhere = helpers.free_port(), tmp_path / "elsewhere"
     elsewhere.mkdir()  # no .streamlit/config.toml here
     proc = _start([str(Path(sys.executable).with_name("pss")), "dashboard", "--runs", str(helpers.SAMPLE_RUN.parent), "--port", str(port)],
@@ -68,10 +67,8 @@ def test_pss_dashboard_listens_on_localhost_only_from_any_folder(tmp_path, child
 @pytest.mark.slow
 def test_the_app_refuses_other_machines_however_it_is_started(tmp_path, child_env):
     ip = _own_address()
-    if ip is None:
-        pytest.skip("this machine has no network address besides loopback to test from")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("chromium is not installed")
+    helpers.require(ip is not None, "this machine has no network address besides loopback to test from")
+    helpers.require(Path(CHROMIUM).is_file(), "chromium is not installed")
     from playwright.sync_api import sync_playwright
 
     port, elsewhere = helpers.free_port(), tmp_path / "elsewhere"
