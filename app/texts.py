@@ -28,9 +28,12 @@ CHARTS = {
     "uniform-width subnet of about the same cost (dashed) that US-Net or MutualNet would use.",
     "heatmap": "All pools at once: rows are budgets θᵗ (cheapest at the bottom), columns are layers, colour is "
     "oᵢ / oᵢᵐᵃˣ of the pool's best subnet — where PSS spends and saves channels.",
-    "front": "After training, Alg. 1 re-estimates BN statistics of each pool's top-k subnets and keeps the most accurate "
-    "(Eq. 5): big marks are each pool's best, light marks the other candidates, stars the max and min subnets.",
-    "export": "Drag the budget: the most accurate calibrated subnet whose cost fits is chosen (Eq. 5 over the whole "
-    "front); download it as a standalone PyTorch model (the same files `pss export` writes).",
+    "front": "After training, Alg. 1 re-estimates BN statistics of each pool's top-k subnets (and of the min and max "
+    "subnets) and validates them. The step line is the Pareto front: the most accurate subnet any budget buys. An open "
+    "circle is a pool's best that a cheaper-or-equal subnet beats (hover to see which); light marks are other "
+    "candidates; green bars are test accuracy with its 95% interval (the test split never chooses).",
+    "export": "Drag the budget, a ceiling: the most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost "
+    "is at most the budget is chosen, the same choice as `pss export --budget`; download it as a standalone model "
+    "(.pt2 and ONNX, the same files `pss export` writes).",
     "selected_profile": "The chosen subnet's widths oᵢ / oᵢᵐᵃˣ per layer, with the uniform-width subnet of the same cost.",
 }

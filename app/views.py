@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -204,13 +205,16 @@ def front_export(data: RunData, others: list[RunData]) -> None:
         )
     label = COST_LABELS.get(constraint, constraint)
     lo, hi = analysis.budget_range(data, constraint)
-    budget = st.slider(
-        f"Budget ({label})", min_value=float(lo), max_value=float(hi), value=float((lo + hi) / 2),
-        step=(hi - lo) / 200 if constraint == "latency" else max((hi - lo) / 200, 1.0),
-        format="%.3f" if constraint == "latency" else "%.0f", key=f"budget_{constraint}",
-        help="The most accurate calibrated subnet whose cost is at most this value is chosen.",
+    table = analysis.front_subnets(data, constraint)
+    # a grid from C(min) to C(max) plus every subnet's own cost, so each subnet can be chosen exactly
+    options = sorted({float(v) for v in np.linspace(lo, hi, 201)} | {float(v) for v in table["cost"]})
+    budget = st.select_slider(
+        f"Budget ({label}, a ceiling)", options=options, value=options[len(options) // 2],
+        format_func=lambda v: pss.format_cost(v, constraint), key=f"budget_{constraint}",
+        help="The most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost is at most this value: "
+        "the same choice as `pss export --budget`. The slider spans the min subnet's cost to the max subnet's.",
     )
-    chosen = analysis.best_within_budget(data.front, budget, constraint)
+    chosen = analysis.subnet_for_budget(data, budget, constraint)
     other_fronts = {o.name: (o.front, o.references) for o in others if o.front is not None}
     left, right = st.columns([3, 2])
     with left:
@@ -226,9 +230,9 @@ def front_export(data: RunData, others: list[RunData]) -> None:
             shown = st.multiselect("Overlay comparisons (`pss compare`)", usable, default=usable[:1], key=f"comparisons_{constraint}")
             for name in shown:
                 figures.add_comparison(fig, data.comparisons[name], name)
-        marked = _table_selection(data.front)
+        marked = _table_selection(table)
         if marked is not None:
-            row = data.front.iloc[marked]
+            row = table.iloc[marked]
             fig.add_scatter(x=[row[constraint]], y=[100 * row["accuracy"]], mode="markers", name="table row",
                             marker=dict(symbol="square-open", size=22, color="#d62728", line=dict(width=3)),
                             text=[row["key"]], hovertemplate="<b>table row</b><br>%{text}<extra></extra>")
@@ -244,15 +248,30 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     if chosen is not None:
         _chart(figures.width_profile_figure(_profile_of(data, chosen)), "chosen_profile", CHARTS["selected_profile"])
     st.caption(CHARTS["export"])
-    st.subheader("Calibrated candidates")
-    table = data.front[["label", "candidate", "key", "accuracy", "macs", "params", "m", "is_best"]]
+    st.subheader("Calibrated subnets")
+    if data.front_doc and not data.front_doc.get("test_images"):
+        st.caption("This run has no test split (made before pss 0.2, or test_split=false): the accuracies below are on the "
+                   "validation split that also chose the subnets, so they are optimistic.")
+    shown = table.assign(test_ci=[_interval(r) for _, r in table.iterrows()])[
+        ["source", "key", "accuracy", "test_acc", "test_ci", "cost", "macs", "params", "m", "pareto", "dominated_by"]]
     st.dataframe(
-        table, hide_index=True, width="stretch", key="front_table", on_select="rerun", selection_mode="single-row",
-        column_config={"accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+        shown, hide_index=True, width="stretch", key="front_table", on_select="rerun", selection_mode="single-row",
+        column_config={"accuracy": st.column_config.NumberColumn("val. accuracy", format="percent", help="chose the subnet (Eq. 5)"),
+                       "test_acc": st.column_config.NumberColumn("test accuracy", format="percent", help="reports only; never used to choose"),
+                       "test_ci": st.column_config.TextColumn("test 95% CI (images)"),
+                       "cost": st.column_config.NumberColumn(label, format="compact"),
                        "macs": st.column_config.NumberColumn("MACs", format="compact"),
-                       "params": st.column_config.NumberColumn("params", format="compact")},
+                       "params": st.column_config.NumberColumn("params", format="compact"),
+                       "pareto": st.column_config.CheckboxColumn("Pareto", help="no other subnet is cheaper-or-equal and more accurate"),
+                       "dominated_by": st.column_config.TextColumn("dominated by")},
     )
     st.caption("Click a row to mark that subnet on the front above (a square); click a column header to sort.")
+
+
+def _interval(row: pd.Series) -> str:
+    if not np.isfinite(row.get("test_acc", np.nan)):
+        return "no test split"
+    return f"{100 * row['test_lo']:.1f}–{100 * row['test_hi']:.1f}% ({int(row['test_images']):,})"
 
 
 def _table_selection(front: pd.DataFrame) -> int | None:
@@ -271,13 +290,26 @@ def _profile_of(data: RunData, chosen: pd.Series) -> pd.DataFrame:
 
 def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     c1, c2 = st.columns(2)
-    c1.metric("Val. accuracy", f"{chosen['accuracy']:.2%}")
-    c2.metric("Input", f"{int(chosen['resolution'])} px")
-    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
-    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
+    val_n = f"{int(chosen['val_images']):,} images" if np.isfinite(chosen.get("val_images", np.nan)) else ""
+    c1.metric("Val. accuracy (chose it)", f"{chosen['accuracy']:.2%}", help=f"validation split, {val_n}; Eq. 5 ranks by it")
+    if np.isfinite(chosen.get("test_acc", np.nan)):
+        c2.metric("Test accuracy", f"{chosen['test_acc']:.1%}", help="test split: reports only, never chooses")
+        st.caption(f"Test: {chosen['test_acc']:.1%}, 95% interval {100 * chosen['test_lo']:.1f}–{100 * chosen['test_hi']:.1f}% "
+                   f"on {int(chosen['test_images']):,} images (Wilson).")
+    else:
+        c2.metric("Test accuracy", "–", help="this run has no test split")
+        st.caption("No test split in this run: the validation accuracy also chose this subnet, so it is optimistic.")
+    c1.metric("MACs", pss.format_cost(chosen["macs"], "macs"))
+    c2.metric("Parameters", pss.format_cost(chosen["params"], "params"))
+    st.metric("Input", f"{int(chosen['resolution'])} px")
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")
-    st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
+    if chosen["is_reference"]:
+        st.markdown(f"The **{chosen['source']}** subnet (a reference, calibrated like the pools' candidates).")
+    else:
+        st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
+    if chosen.get("dominated_by"):
+        st.warning(f"Dominated by {chosen['dominated_by']}, which costs no more and is more accurate.")
     st.code(chosen["key"], language=None, wrap_lines=True)
     problem = state.export_problem(data)
     name = pss.export_name(chosen["key"])

@@ -123,27 +123,43 @@ def _add_calibrate(sub) -> None:
         "calibrate",
         help="re-estimate BN statistics of each pool's top-k subnets and pick the best",
         description="Alg. 1 lines 11-17: per pool, reset and re-estimate the BN statistics of the top-k entries by m "
-        "on N training images (on a copy of the supernet), evaluate each on the validation split and keep the best. "
-        "Writes RUN_DIR/calibration/front.json and bn_stats.pt.",
+        "on N training images (on a copy of the supernet), evaluate each on the validation split and keep the best; "
+        "the min and max subnets too. The kept subnets are then measured once on the test split, which reports and "
+        "never chooses. Writes RUN_DIR/calibration/front.json and bn_stats.pt.",
     )
     c.add_argument("run", metavar="RUN_DIR")
     _calibration_options(c, "entries per pool to calibrate (default: the run's calib_top_k, 5 in the paper)")
+    c.add_argument("--rescore", action=argparse.BooleanOptionalAction, default=None,
+                   help="choose each pool's top-k by -CE re-measured with the final weights on fixed training images, "
+                   "instead of the stored m (a moving average from when each entry was sampled, which goes stale); "
+                   "default: the run's calib_rescore")
 
 
 def _add_export(sub) -> None:
     """pss export"""
     e = sub.add_parser(
         "export",
-        help="export the calibrated subnet for a budget as a standalone PyTorch model",
-        description="Write the calibrated best subnet of the pool whose budget is nearest --budget to --out: "
-        "model.pt2 (torch.export, dynamic batch; loads with plain torch.export.load), state_dict.pt "
-        "(torch.load(weights_only=True); pss.load_subnet(DIR) rebuilds it) and card.json.",
+        help="export the best calibrated subnet within a budget as a standalone model (.pt2 + ONNX)",
+        description="Write the most accurate calibrated subnet whose cost is at most --budget (a ceiling; the same "
+        "choice as the dashboard's slider; the min and max subnets count too) to --out: model.pt2 (torch.export, "
+        "dynamic batch; loads with plain torch.export.load), model.onnx (opset 18, dynamic batch), state_dict.pt "
+        "(torch.load(weights_only=True); pss.load_subnet(DIR) rebuilds it) and card.json (costs, validation accuracy "
+        "that chose it, test accuracy with its 95%% interval, input preprocessing).",
+        epilog="examples:\n  pss export RUN --budget 8.4M --out subnet/          # at most 8.4M MACs\n"
+        "  pss export RUN --budget 600K --constraint params --out subnet/\n"
+        "  pss export RUN --key r28-24.40.48... --out subnet/    # a subnet `pss info RUN` or the dashboard lists",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("run", metavar="RUN_DIR")
-    e.add_argument("--budget", required=True, metavar="VALUE", help="resource budget with an optional unit: 30M, 1.2G, 450K")
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--budget", metavar="VALUE", help="resource ceiling with an optional unit: 30M, 1.2G, 450K, 3.2ms")
+    which.add_argument("--key", metavar="KEY", help="export this calibrated subnet (its structure key) instead of choosing by budget")
     e.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
     e.add_argument("--constraint", choices=list(COST_KINDS), default=None,
-                   help="cost kind of --budget: pick among that kind's pools (runs trained with extra_constraints); default: the run's constraint")
+                   help="cost kind of --budget (macs, params or latency); default: the run's constraint")
+    e.add_argument("--nearest-pool", action="store_true",
+                   help="the paper's per-pool view instead of a ceiling: the best subnet of the pool whose theta is nearest "
+                   "--budget, which may cost more than --budget")
 
 
 def _add_pack(sub) -> None:
@@ -335,18 +351,20 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    front = api.calibrate(args.run, top_k=args.top_k, images=args.images, device=args.device, progress=not args.quiet)
+    front = api.calibrate(args.run, top_k=args.top_k, images=args.images, device=args.device, progress=not args.quiet,
+                          rescore=args.rescore)
     print(api.format_front(front))
     return 0
 
 
 def _cmd_export(args) -> int:
-    card = api.export_subnet(args.run, args.budget, args.out, kind=args.constraint)
-    print(
-        f"exported {card['key']} for {card['budget']['label']} ({api.format_quantity(card['macs'])} MACs, "
-        f"{api.format_quantity(card['params'])} params, val acc {card['accuracy']:.4f}, "
-        f"input {card['input']['resolution']}px) to {args.out}: {', '.join(card['files'].values())}, card.json"
-    )
+    if args.key is not None and args.nearest_pool:
+        raise PssError("--nearest-pool chooses by --budget; drop it when exporting a --key")
+    if args.key is not None:
+        card = api.export_candidate(args.run, args.key, args.out)
+    else:
+        card = api.export_subnet(args.run, args.budget, args.out, kind=args.constraint, nearest_pool=args.nearest_pool)
+    print(api.format_export(card, args.out))
     return 0
 
 

@@ -30,6 +30,26 @@ STRATEGIES = ("pss", "uniform", "mutual", "random", "pse")
 MAX_STRUCTURE_SET = 2_000_000
 """Largest Eq. 4 structure set G (about 100 bytes each: 2,000,000 take some 200 MB)."""
 
+WIDTH_RULES = ("free", "official")
+"""How a structure's widths relate (``width_rule``): all free, or MobileNetV2's reference rule."""
+
+KIND_DRAWS = ("proportional", "uniform")
+"""How PSS-Net_M draws a batch's constraint kind (``kind_draw``)."""
+
+IMAGENET_AUGMENTATIONS = ("reference", "basic")
+"""Training augmentation of the ImageNet subset (``imagenet_augmentation``)."""
+
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "test_split": False,
+    "depthwise_weight_decay": True,
+    "kind_draw": "uniform",
+    "imagenet_augmentation": "basic",
+}
+"""What a key meant before it existed: a stored config (run.json) without the key was trained this way.
+
+New runs take the dataclass default; :meth:`TrainConfig.from_stored` fills in these values, so a run
+written before a key existed is read (and recalibrated, resumed) exactly as it was trained."""
+
 SEARCH_METHODS = ("random", "evolution", "uniform")
 """How ``pss search`` finds subnets per budget (:mod:`pss.workflows.search`)."""
 
@@ -41,6 +61,7 @@ class ModelConfig:
     model: str = "mobilenet_v2"
     width_mult: float = 1.0
     stem: str = "cifar"
+    dropout: float | None = None  # classifier dropout; null: the family's default (0.2 for the ImageNet MobileNetV2, else 0)
 
 
 @dataclass
@@ -52,6 +73,7 @@ class SpaceConfig:
     resolution_min: int = 24
     resolution_max: int = 32
     resolution_step: int = 4
+    width_rule: str = "free"  # free: every width its own dimension; official: MobileNetV2 as the reference (expansion 6 x block input, 1280 tail fixed)
 
 
 @dataclass
@@ -78,6 +100,7 @@ class SamplingConfig:
     metric_lambda: float = 0.9
     structure_set_size: int = 100_000
     max_trials: int = 1000
+    kind_draw: str = "proportional"  # PSS-Net_M: draw a constraint kind in proportion to its pools (the reference), or "uniform" over kinds
 
 
 @dataclass
@@ -90,6 +113,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
+    depthwise_weight_decay: bool = False  # the reference decays no depthwise convolution weights
     warmup_epochs: float = 1.0
     device: str = "auto"
     amp: bool = True
@@ -109,9 +133,13 @@ class DataConfig:
     imagenet_root: str | None = None
     imagenet_classes: str | None = None  # a class count ("100") or a file with one wnid per line
     imagenet_resolution: int = 224
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # of the training images (after any test hold-out): the validation split that selects subnets
+    test_split: bool = True  # report on a test split selection never sees (official test set, imagenet val/, or test_fraction of an npz)
+    test_fraction: float = 0.1  # npz and synthetic data: the share held out as the test split
+    imagenet_augmentation: str = "reference"  # reference: RandomResizedCrop scale 0.25-1, colour jitter 0.4, lighting 0.1; basic: crop + flip
     train_limit: int | None = None
     val_limit: int | None = None
+    test_limit: int | None = None
     num_workers: int = 2
     seed: int = 0
 
@@ -124,6 +152,8 @@ class EvalConfig:
     calib_top_k: int = 5
     calib_images: int = 8192
     eval_batch_size: int = 256
+    calib_rescore: bool = False  # re-measure every pool entry's -CE with the final weights before choosing the top-k
+    rescore_images: int = 1024  # training images (fixed, un-augmented) for calib_rescore
 
 
 #: The sections in the order ``--help`` and run.json list them.
@@ -146,6 +176,12 @@ class TrainConfig(EvalConfig, DataConfig, OptimConfig, SamplingConfig, BudgetCon
         cfg = cls()
         cfg.update(data, source)
         return cfg
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """A config as a run stored it; keys it predates take their :data:`LEGACY_DEFAULTS` values."""
+        legacy = {k: v for k, v in LEGACY_DEFAULTS.items() if k not in data}
+        return cls.from_mapping({**legacy, **data}, source)
 
     def update(self, data: dict[str, Any], source: str = "config") -> "TrainConfig":
         hints = get_type_hints(type(self))
@@ -193,6 +229,17 @@ class TrainConfig(EvalConfig, DataConfig, OptimConfig, SamplingConfig, BudgetCon
             (0 < self.val_fraction < 1, f"val_fraction must be strictly between 0 and 1 (got {self.val_fraction!r}); e.g. 0.1"),
             (self.train_limit is None or self.train_limit >= 1, "train_limit must be at least 1 or null"),
             (self.val_limit is None or self.val_limit >= 1, "val_limit must be at least 1 or null"),
+            (self.test_limit is None or self.test_limit >= 1, "test_limit must be at least 1 or null"),
+            (0 < self.test_fraction < 1, f"test_fraction must be strictly between 0 and 1 (got {self.test_fraction!r}); e.g. 0.1, "
+             "or test_split=false for no test split"),
+            (self.dropout is None or 0 <= self.dropout < 1, f"dropout must be in [0, 1) or null (got {self.dropout!r})"),
+            (self.width_rule in WIDTH_RULES, f"width_rule must be one of {', '.join(WIDTH_RULES)} (got {self.width_rule!r})"),
+            (self.width_rule != "official" or self.model == "mobilenet_v2",
+             f"width_rule=official is MobileNetV2's reference space; model {self.model!r} takes width_rule=free"),
+            (self.kind_draw in KIND_DRAWS, f"kind_draw must be one of {', '.join(KIND_DRAWS)} (got {self.kind_draw!r})"),
+            (self.imagenet_augmentation in IMAGENET_AUGMENTATIONS,
+             f"imagenet_augmentation must be one of {', '.join(IMAGENET_AUGMENTATIONS)} (got {self.imagenet_augmentation!r})"),
+            (self.rescore_images >= 1, f"rescore_images must be at least 1 (got {self.rescore_images!r}); 1024 is the default"),
             (self.imagenet_resolution >= 8, "imagenet_resolution must be at least 8 (e.g. 224 or 128)"),
             (self.budget_count is None or 1 <= self.budget_count <= 1000, "budget_count must be in [1, 1000] or null"),
             (self.budget_step is None or self.budget_step > 0, "budget_step must be positive or null"),

@@ -12,8 +12,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from pss.evaluate.selection import FrontPoint, best_within
+from pss.errors import PssError
+from pss.evaluate.selection import FrontPoint, best_within, dominated_by, pareto_front
 from pss.io.run import RunDir
+from pss.io.run import subnet_for_budget as _subnet_for_budget
 from pss.problem.problem import Problem
 
 from .load import RunData, width_ratios, widths_of
@@ -157,20 +159,73 @@ def best_within_budget(front: pd.DataFrame, budget: float, column: str = "cost")
     return None if best is None else front.iloc[int(best.key)]
 
 
-def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
-    """The export slider's range: the cheapest calibrated candidate to the max subnet's cost.
+def front_subnets(data: RunData, kind: str | None = None) -> pd.DataFrame:
+    """Every calibrated subnet a budget can choose, with Pareto flags in cost ``kind`` (default: the
+    front's constraint): :func:`subnet_table` of the run's front and references."""
+    if data.front is None:
+        return pd.DataFrame()
+    return subnet_table(data.front, data.references, kind or data.front_constraint or data.constraint)
 
-    Starting at the cheapest candidate means every budget on the slider has a
-    subnet to export (the min reference subnet is calibrated but is not a pool
-    candidate).
+
+def subnet_table(front: pd.DataFrame | None, references: pd.DataFrame | None, kind: str) -> pd.DataFrame:
+    """The pools' candidates, then the max and min references (each structure once), with Pareto flags.
+
+    Columns: the ``front`` table's, ``source`` ("pool 3", "max φ", "min φ"), ``is_reference``,
+    ``pareto`` (on the non-dominated front of validation accuracy against ``kind``), ``dominated_by``
+    (the key of the most accurate subnet that costs no more and beats it; None on the front) and
+    ``cost`` in ``kind``.
+    """
+    parts = []
+    if front is not None and len(front):
+        parts.append(front.assign(source=[f"pool {int(t)}" for t in front["pool"]], is_reference=False))
+    if references is not None and len(references):
+        names = [f"{n} φ" for n in references["name"]]
+        parts.append(references.drop(columns="name").assign(
+            pool=-1, candidate=-1, label=names, theta=np.nan, delta=np.nan, m=np.nan, fresh_m=np.nan, is_best=False,
+            source=names, is_reference=True))
+    if not parts:
+        return pd.DataFrame(columns=["key", "accuracy", "cost", "source", "is_reference", "pareto", "dominated_by"])
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    table = table.drop_duplicates("key", keep="first").reset_index(drop=True)
+    table["cost"] = table[kind].astype(float)
+    points = [FrontPoint(k, float(a), {kind: float(c)}) for k, a, c in zip(table["key"], table["accuracy"], table["cost"])
+              if np.isfinite(c)]
+    on_front = {p.key for p in pareto_front(points, kind)}
+    table["pareto"] = table["key"].isin(on_front)
+    beaten = {p.key: dominated_by(p, points, kind) for p in points if p.key not in on_front}
+    table["dominated_by"] = pd.Series([None if beaten.get(k) is None else beaten[k].key for k in table["key"]], dtype=object)
+    return table
+
+
+def subnet_for_budget(data: RunData, budget: float, kind: str | None = None) -> pd.Series | None:
+    """The subnet `pss export --budget` writes for ``budget`` (a ceiling), as a row of :func:`front_subnets`.
+
+    The choice is :func:`pss.io.run.subnet_for_budget`'s, the very function the CLI calls, so the
+    dashboard and `pss export` cannot disagree. None when nothing fits.
+    """
+    if data.front_doc is None:
+        return None
+    kind = kind or data.front_constraint or data.constraint
+    try:
+        _, candidate = _subnet_for_budget(data.front_doc, budget, kind)
+    except PssError:
+        return None
+    table = front_subnets(data, kind)
+    return table[table["key"] == candidate["key"]].iloc[0]
+
+
+def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
+    """The export slider's range: C(min) .. C(max) over every calibrated subnet (references included).
+
+    The min subnet is the cheapest structure of S, so every budget on the slider has a subnet to export.
     """
     if data.front is None or not len(data.front):
         return (0.0, 0.0)
-    lo = float(data.front[column].min())
     values = list(data.front[column])
     if data.references is not None:
         values += list(data.references[column])
-    return lo, float(max(values))
+    values = [float(v) for v in values if pd.notna(v)]
+    return min(values), max(values)
 
 
 def front_budgets(data: RunData) -> pd.DataFrame:

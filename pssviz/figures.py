@@ -26,6 +26,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from .analysis import subnet_table
+
 TEMPLATE = "plotly_white"
 NO_DATA = "no data yet"
 SI = "~s"  # d3 format of big numbers: 5360000 -> 5.36M
@@ -509,26 +511,60 @@ def _axis_title(x: str, x_label: str) -> str:
     return {"macs": "MACs", "params": "parameters"}.get(x, x_label)
 
 
-def _front_traces(front: pd.DataFrame, x: str, colors: list[str], labels: dict[int, str], fmt: str) -> list[dict]:
-    """The PSS front (each pool's best, a line sorted by x) and the other top-k candidates (faint)."""
-    front = front.assign(_color=[colors[int(t)] if int(t) < len(colors) else "#888" for t in front["pool"]],
-                         _lab=[_label(labels, t) for t in front["pool"]])
-    best_mask = front["is_best"].astype(bool)
+def _test_text(rows: pd.DataFrame) -> np.ndarray:
+    """Hover lines: test accuracy with its 95% interval and image count, or why there is none."""
     out = []
-    for rows, name in ((front[~best_mask], "top-k candidates"), (front[best_mask].sort_values(x), "PSS front")):
-        if not len(rows):
-            continue
-        best = name == "PSS front"
-        custom = np.column_stack([rows["_lab"].to_numpy(dtype=object), rows["candidate"].to_numpy() + 1,
-                                  rows["m"].to_numpy(float)])
-        what = "best (candidate %{customdata[1]})" if best else "candidate %{customdata[1]}"
+    for acc, lo, hi, n in zip(rows["test_acc"], rows["test_lo"], rows["test_hi"], rows["test_images"]):
+        out.append("no test split" if not np.isfinite(acc) else
+                   f"test {100 * acc:.1f}% (95% CI {100 * lo:.1f}–{100 * hi:.1f}%, {int(n):,} images)")
+    return np.array(out, dtype=object)
+
+
+def _front_traces(table: pd.DataFrame, x: str, colors: list[str], labels: dict[int, str], fmt: str) -> list[dict]:
+    """The Pareto front (a step line: the best accuracy any budget B buys), the pools' best subnets that
+    are dominated (open circles, saying by which subnet), the other calibrated candidates (faint) and,
+    when the run has a test split, the Pareto subnets' test accuracy with 95% intervals."""
+    t = table.assign(_color=[colors[int(p)] if 0 <= int(p) < len(colors) else "#111" for p in table["pool"]],
+                     _lab=[_label(labels, p) if int(p) >= 0 else src for p, src in zip(table["pool"], table["source"])],
+                     _test=_test_text(table), _by=[k or "" for k in table["dominated_by"]])
+    cand = t[~t["is_reference"].astype(bool)]
+    pareto = t[t["pareto"]].sort_values(x)
+    out = []
+    others = cand[~cand["pareto"] & ~cand["is_best"].astype(bool)]
+    dominated_best = cand[~cand["pareto"] & cand["is_best"].astype(bool)]
+    if len(others):
         out.append(_scatter(
-            x=rows[x].to_numpy(float), y=100 * rows["accuracy"].to_numpy(float), name=name,
-            mode="lines+markers" if best else "markers", line=dict(color="#333", width=2),
-            marker=dict(color=rows["_color"].tolist(), size=13 if best else 7, opacity=1.0 if best else 0.45,
-                        line=dict(color="white", width=1 if best else 0)),
-            text=rows["key"].to_numpy(dtype=object), customdata=custom,
-            hovertemplate=f"<b>%{{customdata[0]}}</b> {what}<br>%{{text}}<br>{fmt}<br>m = %{{customdata[2]:.4f}}<extra></extra>"))
+            x=others[x].to_numpy(float), y=100 * others["accuracy"].to_numpy(float), name="other candidates", mode="markers",
+            marker=dict(color=others["_color"].tolist(), size=7, opacity=0.4), text=others["key"].to_numpy(dtype=object),
+            customdata=np.column_stack([others["_lab"].to_numpy(dtype=object), others["_by"].to_numpy(dtype=object)]),
+            hovertemplate=f"<b>%{{customdata[0]}}</b> candidate<br>%{{text}}<br>{fmt}<br>dominated by %{{customdata[1]}}<extra></extra>"))
+    if len(dominated_best):
+        out.append(_scatter(
+            x=dominated_best[x].to_numpy(float), y=100 * dominated_best["accuracy"].to_numpy(float), name="pool best, dominated",
+            mode="markers", marker=dict(symbol="circle-open", color=dominated_best["_color"].tolist(), size=13, line=dict(width=2)),
+            text=dominated_best["key"].to_numpy(dtype=object),
+            customdata=np.column_stack([dominated_best["_lab"].to_numpy(dtype=object), dominated_best["_by"].to_numpy(dtype=object),
+                                        dominated_best["_test"].to_numpy(dtype=object)]),
+            hovertemplate=f"<b>%{{customdata[0]}}</b> best of its pool, <b>dominated</b><br>%{{text}}<br>{fmt}<br>%{{customdata[2]}}"
+                          "<br>beaten by %{customdata[1]} (costs no more, more accurate)<extra></extra>"))
+    if len(pareto):
+        custom = np.column_stack([pareto["_lab"].to_numpy(dtype=object), pareto["_test"].to_numpy(dtype=object)])
+        out.append(_scatter(
+            x=pareto[x].to_numpy(float), y=100 * pareto["accuracy"].to_numpy(float), name="Pareto front", mode="lines+markers",
+            line=dict(color="#333", width=2, shape="hv"),
+            marker=dict(color=pareto["_color"].tolist(), size=13, line=dict(color="white", width=1)),
+            text=pareto["key"].to_numpy(dtype=object), customdata=custom,
+            hovertemplate=f"<b>%{{customdata[0]}}</b> on the Pareto front<br>%{{text}}<br>{fmt} (validation)<br>%{{customdata[1]}}<extra></extra>"))
+        tested = pareto[np.isfinite(pareto["test_acc"].to_numpy(float))]
+        if len(tested):
+            acc = 100 * tested["test_acc"].to_numpy(float)
+            out.append(_scatter(
+                x=tested[x].to_numpy(float), y=acc, name="test accuracy (95% CI)", mode="markers",
+                marker=dict(symbol="line-ew-open", size=14, color="#2ca02c", line=dict(width=2)),
+                error_y=dict(type="data", array=100 * tested["test_hi"].to_numpy(float) - acc,
+                             arrayminus=acc - 100 * tested["test_lo"].to_numpy(float), color="#2ca02c", thickness=1.5, width=4),
+                text=tested["key"].to_numpy(dtype=object), customdata=tested["_test"].to_numpy(dtype=object),
+                hovertemplate="<b>test split</b><br>%{text}<br>%{customdata}<extra></extra>"))
     return out
 
 
@@ -548,11 +584,15 @@ def _reference_traces(refs: pd.DataFrame, x: str, fmt: str, name: str = "", colo
 def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x: str = "cost",
                  others: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]] | None = None, highlight_key: str | None = None,
                  budgets: pd.DataFrame | None = None, x_label: str = "MACs", uniform: pd.DataFrame | None = None) -> go.Figure:
-    """Calibrated validation accuracy (%) against cost: the PSS front (Alg. 1 lines 11-17, Eq. 5).
+    """Calibrated validation accuracy (%) against cost: the Pareto front of the calibrated subnets (Eq. 5).
 
-    Each pool's best calibrated candidate (``is_best``) is a big marker on the
-    line "PSS front" (sorted by ``x``); the other top-k candidates are small
-    faint markers; phi^max and phi^min are a star "max φ" and a diamond "min φ".
+    The non-dominated subnets (pools' candidates and the min/max references,
+    :func:`pssviz.analysis.subnet_table`) are big markers on the step line
+    "Pareto front": the most accurate subnet any budget B buys. A pool's best
+    that some cheaper-or-equal subnet beats is an open circle "pool best,
+    dominated" whose hover names the winner; other candidates are faint; with a
+    test split, the Pareto subnets' test accuracy is drawn with its 95% interval.
+    phi^max and phi^min are a star "max φ" and a diamond "min φ".
     ``others`` maps a run name to its (front, references), overlaid as a dashed
     line for a PSS-vs-baseline comparison; ``uniform`` (columns ``x`` or cost,
     and accuracy) is drawn as a dashed "uniform-width" line. ``highlight_key``
@@ -570,7 +610,7 @@ def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x:
             raise ValueError(f"front_figure: column {x!r} missing or empty (have {', '.join(map(str, df.columns))})")
     colors, labels = pool_colors(_n_pools(None, budgets, front)), _labels(budgets, front)
     fmt = f"{axis} %{{x:.4~s}}<br>accuracy %{{y:.2f}}%"
-    traces = _front_traces(front, x, colors, labels, fmt) if not _empty(front) else []
+    traces = _front_traces(subnet_table(front, references, x), x, colors, labels, fmt) if not _empty(front) or not _empty(references) else []
     if not _empty(uniform):
         ux = x if x in uniform.columns else "cost"
         u = uniform.sort_values(ux)
@@ -580,9 +620,10 @@ def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x:
     for i, (name, (o_front, o_refs)) in enumerate((others or {}).items()):
         color = OTHER_RUN_COLORS[i % len(OTHER_RUN_COLORS)]
         if not _empty(o_front):
-            ob = o_front[o_front["is_best"].astype(bool)].sort_values(x)
+            o_table = subnet_table(o_front, o_refs, x)
+            ob = o_table[o_table["pareto"]].sort_values(x)
             traces.append(_scatter(x=ob[x].to_numpy(float), y=100 * ob["accuracy"].to_numpy(float), mode="lines+markers",
-                                   name=str(name), legendgroup=str(name), line=dict(color=color, dash="dash"),
+                                   name=f"{name} (Pareto)", legendgroup=str(name), line=dict(color=color, dash="dash", shape="hv"),
                                    marker=dict(color=color, size=8, symbol="square"), text=ob["key"].to_numpy(dtype=object),
                                    hovertemplate=f"<b>{name}</b><br>%{{text}}<br>{fmt}<extra></extra>"))
         if not _empty(o_refs):

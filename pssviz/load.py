@@ -20,9 +20,12 @@ pools      (epoch, pool)                     kind, label, theta, delta, capacity
                                              cost_min/mean/max, sampled
 entries    (epoch, pool, rank)               kind, key, resolution, m, q, times_sampled, macs,
                                              params, cost
-front      (pool, candidate)                 label, theta, delta, key, resolution, m,
-                                             accuracy, macs, params, cost, is_best
-references max / min subnet                  key, resolution, accuracy, macs, params, cost
+front      (pool, candidate)                 label, theta, delta, key, resolution, m, fresh_m,
+                                             accuracy, val_images, test_acc, test_lo, test_hi,
+                                             test_images, macs, params, latency, cost, is_best
+references max / min subnet                  key, resolution, accuracy, val_images, test_acc,
+                                             test_lo, test_hi, test_images, macs, params,
+                                             latency, cost
 samples    (step, trained subnet)            epoch, key, loss, max_loss (every strategy)
 ========== ================================= ==========================================
 
@@ -31,7 +34,9 @@ single-kind run always the run's constraint (``run.constraint``), so figures
 need not know which one was trained for; a multi-constraint run
 (``extra_constraints``, PSS-Net_M) also has pools of other kinds, whose
 ``cost`` is in their own unit (filter by ``kind``). ``front`` and
-``references`` keep the run's primary constraint as ``cost``. Widths are not stored per
+``references`` keep the run's primary constraint as ``cost``. ``accuracy`` is the validation
+accuracy that selected the subnet; ``test_acc`` (NaN without a test split) its test accuracy,
+with the 95% Wilson interval ``test_lo``..``test_hi`` on ``test_images`` images. Widths are not stored per
 entry (250k rows x 25 layers is heavy); :func:`widths_of` parses them from the
 structure keys on demand.
 
@@ -54,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from pss.io.files import COMPARISON_DOC, FRONT_DOC, RUN_DOC, SNAPSHOT_DOC, DocumentError, read_document
-from pss.io.run import CHECKPOINT_FILE, RUN_FILE, SNAPSHOT_NAME, RunDir
+from pss.io.run import CHECKPOINT_FILE, RUN_FILE, SNAPSHOT_NAME, RunDir, candidate_test, candidate_validation
 
 #: a run whose newest snapshot is younger than this and that has epochs left is "training"
 LIVE_SECONDS = 15 * 60
@@ -81,6 +86,8 @@ class RunData:
     front_epoch: int | None = None
     #: the constraint the front's budgets are in (a search may use another one than training)
     front_constraint: str | None = None
+    #: calibration/front.json as read (pss.io.run's functions choose subnets from it)
+    front_doc: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "empty"
     #: every non-max subnet trained, one row per (step, subnet), from the snapshots' ``samples``
@@ -129,7 +136,9 @@ class RunData:
             "run": self.name,
             "status": self.status,
             "model": f"{cfg.get('model')} x{cfg.get('width_mult')} ({cfg.get('stem')} stem)",
-            "dataset": f"{ds.get('name')} ({ds.get('num_train')} train / {ds.get('num_val')} val, {ds.get('num_classes')} classes)",
+            "dataset": f"{ds.get('name')} ({ds.get('num_train')} train / {ds.get('num_val')} val / {ds.get('num_test') or 0} test, "
+                       f"{ds.get('num_classes')} classes)",
+            "test split": ds.get("test_split") or "none (made before pss 0.2): accuracies are validation accuracies",
             "strategy": cfg.get("strategy", "pss"),
             "constraint": self.constraint,
             "pools": len(self.budgets),
@@ -408,6 +417,7 @@ def load_run(path: str | Path, cache: SnapshotCache | None = None) -> RunData:
         try:
             front = read_document(files.front_file, "calibrated front", FRONT_DOC)
             data.front, data.references = _front_frames(front, constraint)
+            data.front_doc = front
             data.front_epoch = int(front["epoch"])
             data.front_constraint = str(front.get("constraint", constraint))
         except DocumentError as exc:
@@ -473,6 +483,15 @@ def _dimensions_frame(space: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["index", "name", "group", "o_min", "o_max"])
 
 
+def _accuracy_columns(c: dict[str, Any], front: dict[str, Any]) -> dict[str, Any]:
+    """Validation images, and test accuracy with its 95% interval (NaN without a test split)."""
+    val = candidate_validation(c, front)
+    test = candidate_test(c)
+    lo, hi = test.interval if test is not None else (np.nan, np.nan)
+    return {"val_images": val.images if val is not None else np.nan, "test_acc": test.value if test is not None else np.nan,
+            "test_lo": lo, "test_hi": hi, "test_images": test.images if test is not None else np.nan}
+
+
 def _front_frames(front: dict[str, Any], constraint: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     for pool in front["pools"]:
@@ -482,20 +501,22 @@ def _front_frames(front: dict[str, Any], constraint: str) -> tuple[pd.DataFrame,
             rows.append({
                 "pool": int(pool["index"]), "candidate": i, "label": budget.get("label"), "theta": float(budget["value"]),
                 "delta": float(budget["tolerance"]), "key": c["key"], "resolution": int(c["structure"]["resolution"]),
-                "m": c.get("m"), "accuracy": float(c["accuracy"]), "macs": c["costs"].get("macs"),
-                "params": c["costs"].get("params"), "latency": c["costs"].get("latency"), "cost": c["costs"][constraint],
-                "is_best": best == i,
+                "m": c.get("m"), "fresh_m": c.get("fresh_m", np.nan), "accuracy": float(c["accuracy"]), **_accuracy_columns(c, front),
+                "macs": c["costs"].get("macs"), "params": c["costs"].get("params"), "latency": c["costs"].get("latency"),
+                "cost": c["costs"][constraint], "is_best": best == i,
             })
     refs = []
     for name, c in (front.get("references") or {}).items():
         refs.append({
             "name": name, "key": c["key"], "resolution": int(c["structure"]["resolution"]), "accuracy": float(c["accuracy"]),
-            "macs": c["costs"].get("macs"), "params": c["costs"].get("params"), "latency": c["costs"].get("latency"),
-            "cost": c["costs"][constraint],
+            **_accuracy_columns(c, front), "macs": c["costs"].get("macs"), "params": c["costs"].get("params"),
+            "latency": c["costs"].get("latency"), "cost": c["costs"][constraint],
         })
-    columns = ["pool", "candidate", "label", "theta", "delta", "key", "resolution", "m", "accuracy", "macs", "params", "latency", "cost", "is_best"]
+    accuracy = ["accuracy", "val_images", "test_acc", "test_lo", "test_hi", "test_images"]
+    costs = ["macs", "params", "latency", "cost"]
+    columns = ["pool", "candidate", "label", "theta", "delta", "key", "resolution", "m", "fresh_m", *accuracy, *costs, "is_best"]
     return (pd.DataFrame(rows, columns=columns),
-            pd.DataFrame(refs, columns=["name", "key", "resolution", "accuracy", "macs", "params", "latency", "cost"]))
+            pd.DataFrame(refs, columns=["name", "key", "resolution", *accuracy, *costs]))
 
 
 # ---------------------------------------------------------------------------- widths

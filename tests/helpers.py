@@ -31,6 +31,7 @@ SMALL_RUN = {
     "epochs": 1,
     "train_limit": 256,
     "val_limit": 128,
+    "test_limit": 128,
     "structure_set_size": 5000,
     "eval_calib_images": 64,
     "npz_path": str(NPZ_PATH),

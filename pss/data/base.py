@@ -34,7 +34,13 @@ def shard_part(order: Tensor, shard: Shard) -> Tensor:
 
 
 class DataBundle(ABC):
-    """A train/val split with batch iterators; what the trainer sees.
+    """Train / validation / test splits with batch iterators; what the trainer and the evaluators see.
+
+    Three splits, three uses: *train* trains the supernet and re-estimates BN
+    statistics; *validation* selects (the calibrated top-k per pool, Eq. 5,
+    search); *test* only reports, so the accuracy a user reads was never used
+    to choose the subnet. :attr:`num_test` is 0 for a run without a test split
+    (``test_split: false``, or a run written before test splits existed).
 
     Batches are float32 NCHW, normalised with :attr:`mean`/:attr:`std`, at
     :attr:`native_resolution`, on the requested device; labels are int64.
@@ -49,6 +55,8 @@ class DataBundle(ABC):
     class_names: list[str]
     num_train: int
     num_val: int
+    num_test: int = 0
+    test_source: str = "none"
     source: str
 
     @abstractmethod
@@ -73,6 +81,20 @@ class DataBundle(ABC):
         """The validation split (this rank's part of it), un-augmented, in a fixed order, last partial batch kept."""
 
     @abstractmethod
+    def test_batches(
+        self, batch_size: int, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The test split, like :meth:`val_batches`; a :class:`PssError` when the data have none (:attr:`num_test` 0)."""
+
+    @property
+    def has_test(self) -> bool:
+        return self.num_test > 0
+
+    def _require_test(self) -> None:
+        if not self.has_test:
+            raise PssError(f"the {self.name} data of this run have no test split; retrain with test_split=true to report test accuracy")
+
+    @abstractmethod
     def calibration_batches(
         self,
         n_images: int,
@@ -92,6 +114,8 @@ class DataBundle(ABC):
             "native_resolution": self.native_resolution,
             "num_train": self.num_train,
             "num_val": self.num_val,
+            "num_test": self.num_test,
+            "test_split": self.test_source,
             "class_names": list(self.class_names),
             "mean": list(self.mean),
             "std": list(self.std),
@@ -132,6 +156,10 @@ def stratified_holdout(labels: Tensor, val_fraction: float, seed: int) -> tuple[
     is_val = torch.zeros(n, dtype=torch.bool)
     is_val[val_idx] = True
     return torch.nonzero(~is_val).flatten(), torch.sort(val_idx).values
+
+
+TEST_SEED_OFFSET = 7919
+"""Offset of the seed that holds out an npz's test split from the run's seed (the validation split uses the seed)."""
 
 
 def _limit(indices: Tensor, limit: int | None, seed: int, what: str) -> Tensor:

@@ -15,9 +15,8 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import PssError, one_line
-from .base import DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows
-
-_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+from .augment import IMAGENET_STATS, imagenet_train_transform
+from .base import DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows, stratified_holdout
 
 
 
@@ -104,8 +103,10 @@ class FolderImageData(DataBundle):
     """ImageNet-style ``train/``/``val/`` folders of a chosen class subset, read via a DataLoader.
 
     Labels are remapped to ``0..K-1`` in the order of the class list so a
-    subset's logits line up with the list file. ``val/`` is the validation
-    split (no holdout from train).
+    subset's logits line up with the list file. With ``test_split`` (the
+    default) ``val/`` is the test split and validation is a stratified
+    ``val_fraction`` of ``train/``; without it (runs made before test splits)
+    ``val/`` validates.
     """
 
     def __init__(self, cfg: DataConfig) -> None:
@@ -131,16 +132,26 @@ class FolderImageData(DataBundle):
 
         train_samples = _scan(train_dir, classes, "train")
         val_samples = _scan(val_dir, classes, "val")
+        test_samples: list[tuple[str, int]] = []
+        if cfg.test_split:
+            # val/ only reports; selection validates on a stratified part of train/
+            test_samples = val_samples
+            keep, held = stratified_holdout(torch.tensor([t for _, t in train_samples]), cfg.val_fraction, cfg.seed)
+            train_samples, val_samples = [train_samples[i] for i in keep.tolist()], [train_samples[i] for i in held.tolist()]
+            test_samples = [test_samples[i] for i in _limit(torch.arange(len(test_samples)), cfg.test_limit, cfg.seed + 3, "test_limit").tolist()]
         train_samples = [train_samples[i] for i in _limit(torch.arange(len(train_samples)), cfg.train_limit, cfg.seed + 1, "train_limit").tolist()]
         val_samples = [val_samples[i] for i in _limit(torch.arange(len(val_samples)), cfg.val_limit, cfg.seed + 2, "val_limit").tolist()]
 
-        mean, std = _IMAGENET_STATS
+        mean, std = IMAGENET_STATS
         normalise = [T.ToTensor(), T.Normalize(mean, std)]
-        self._train_tf = T.Compose([T.RandomResizedCrop(res), T.RandomHorizontalFlip(), *normalise])
+        self._train_tf = imagenet_train_transform(res, cfg.imagenet_augmentation)
         self._eval_tf = T.Compose([T.Resize(int(res / 0.875)), T.CenterCrop(res), *normalise])
         self._train = _SampleDataset(train_samples, self._train_tf)
         self._train_eval = _SampleDataset(train_samples, self._eval_tf)
         self._val = _SampleDataset(val_samples, self._eval_tf)
+        self._test = _SampleDataset(test_samples, self._eval_tf)
+        self.num_test = len(test_samples)
+        self.test_source = f"{val_dir} (the ImageNet validation images)" if test_samples else "none"
 
         self.name = "imagenet-subset"
         self.class_names = list(classes)
@@ -151,10 +162,12 @@ class FolderImageData(DataBundle):
         self.num_train, self.num_val = len(train_samples), len(val_samples)
         self.source = str(root)
         self.num_workers = max(int(cfg.num_workers), 0)
+        self.augmentation = ("RandomResizedCrop (scale 0.25-1) + horizontal flip + colour jitter 0.4 + lighting 0.1"
+                             if cfg.imagenet_augmentation == "reference" else "RandomResizedCrop + horizontal flip")
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info["augmentation"] = "RandomResizedCrop + horizontal flip"
+        info["augmentation"] = self.augmentation
         return info
 
     def _loader(
@@ -194,6 +207,12 @@ class FolderImageData(DataBundle):
         _check_batch_size(batch_size)
         order = shard_part(torch.arange(self.num_val), shard).tolist()
         return self._loader(self._val, order, batch_size, torch.device(device), False, 0)
+
+    def test_batches(self, batch_size, device="cpu", shard: Shard = (0, 1)):
+        _check_batch_size(batch_size)
+        self._require_test()
+        order = shard_part(torch.arange(self.num_test), shard).tolist()
+        return self._loader(self._test, order, batch_size, torch.device(device), False, 0)
 
     def calibration_batches(self, n_images, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)

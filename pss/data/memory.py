@@ -21,8 +21,8 @@ from torch import Tensor
 from ..config import DataConfig
 from ..errors import PssError, one_line
 from .base import (
-    _DEVICE_CACHE_BYTES, DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows,
-    stratified_holdout,
+    _DEVICE_CACHE_BYTES, TEST_SEED_OFFSET, DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part,
+    shard_rows, stratified_holdout,
 )
 
 CIFAR10_CLASSES = [
@@ -136,7 +136,8 @@ class TensorImageData(DataBundle):
 
     ``pad`` is the zero padding of the random crop (4 px for 32-px data, 2 px
     for 28-px Fashion-MNIST). ``stats`` is ``(mean, std)``; ``None`` computes
-    them from the training split.
+    them from the training split. ``test`` is the test split's (images, labels),
+    described by ``test_source``; None: no test split.
     """
 
     def __init__(
@@ -150,6 +151,8 @@ class TensorImageData(DataBundle):
         pad: int,
         stats: tuple[Sequence[float], Sequence[float]] | None = None,
         source: str = "",
+        test: tuple[Tensor, Tensor] | None = None,
+        test_source: str = "none",
     ) -> None:
         if x_train.dtype != torch.uint8 or x_train.dim() != 4:
             raise ValueError("x_train must be a uint8 NCHW tensor")  # programming error, not user input
@@ -164,6 +167,11 @@ class TensorImageData(DataBundle):
         mean, std = stats if stats is not None else _channel_stats(self.x_train)
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self.num_train, self.num_val = int(x_train.shape[0]), int(x_val.shape[0])
+        if test is None:
+            test = (x_train[:0], y_train[:0])
+        self.x_test, self.y_test = test[0].contiguous(), test[1].long()
+        self.num_test = int(self.x_test.shape[0])
+        self.test_source = test_source if self.num_test else "none"
         self.source = source
         self._device_copies: dict[tuple[str, str], Tensor] = {}
 
@@ -173,9 +181,12 @@ class TensorImageData(DataBundle):
         return info
 
     # -- internals
+    def _split(self, split: str) -> tuple[Tensor, Tensor]:
+        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val), "test": (self.x_test, self.y_test)}[split]
+
     def _resident(self, split: str, device: torch.device) -> Tensor:
         """The split's uint8 images on ``device``; cached there when small so batches skip the copy."""
-        x = self.x_train if split == "train" else self.x_val
+        x = self._split(split)[0]
         if device.type == "cpu":
             return x
         key = (split, str(device))
@@ -198,7 +209,7 @@ class TensorImageData(DataBundle):
         the same on every rank and as in a single process.
         """
         x_all = self._resident(split, device)
-        y_all = self.y_train if split == "train" else self.y_val
+        y_all = self._split(split)[1]
         rows = shard_rows(batch_size, shard)
         stop = (order.numel() // batch_size) * batch_size if drop_last else order.numel()
         for start in range(0, stop, batch_size):
@@ -223,6 +234,12 @@ class TensorImageData(DataBundle):
         order = shard_part(torch.arange(self.num_val), shard)
         return self._batches("val", order, batch_size, torch.device(device), False, None)
 
+    def test_batches(self, batch_size, device="cpu", shard: Shard = (0, 1)):
+        _check_batch_size(batch_size)
+        self._require_test()
+        order = shard_part(torch.arange(self.num_test), shard)
+        return self._batches("test", order, batch_size, torch.device(device), False, None)
+
     def calibration_batches(self, n_images, batch_size, generator, device="cpu", shard: Shard = (0, 1)):
         _check_batch_size(batch_size)
         order = shard_part(_draw_perm(self.num_train, generator)[: max(int(n_images), 0)], shard)
@@ -236,18 +253,38 @@ MAX_CLASSES = 100_000
 def _split_and_wrap(
     name: str, x: Tensor, y: Tensor, cfg: DataConfig, class_names: Sequence[str], pad: int,
     stats: tuple[Sequence[float], Sequence[float]] | None, source: str,
+    official_test: tuple[Tensor, Tensor] | None = None,
 ) -> TensorImageData:
-    """Hold out the validation split, apply the limits and build the bundle."""
-    train_idx, val_idx = stratified_holdout(y, cfg.val_fraction, cfg.seed)
+    """The three splits, the limits, and the bundle.
+
+    With ``cfg.test_split`` the test split is ``official_test`` (a dataset's own test set) or, for data
+    without one, a stratified ``test_fraction`` of ``x`` held out first (its own seed); the validation
+    split is then ``val_fraction`` of the images left. Without it (runs made before test splits
+    existed), validation is held out of all of ``x`` exactly as those runs did.
+    """
+    test, test_source = None, "none"
+    keep = torch.arange(y.numel())
+    if cfg.test_split and official_test is not None:
+        test, test_source = official_test, f"the official {name} test set"
+    elif cfg.test_split:
+        keep, test_idx = stratified_holdout(y, cfg.test_fraction, cfg.seed + TEST_SEED_OFFSET)
+        if test_idx.numel() == 0:
+            raise PssError(f"{name} has too few images ({y.numel()}) to hold out a test split; use a larger dataset or test_split=false")
+        test, test_source = (x[test_idx], y[test_idx]), f"held-out {cfg.test_fraction:.0%} of {name} (stratified, seed {cfg.seed})"
+    train_idx, val_idx = stratified_holdout(y[keep], cfg.val_fraction, cfg.seed)
+    train_idx, val_idx = keep[train_idx], keep[val_idx]
     train_idx = _limit(train_idx, cfg.train_limit, cfg.seed + 1, "train_limit")
     val_idx = _limit(val_idx, cfg.val_limit, cfg.seed + 2, "val_limit")
+    if test is not None and cfg.test_limit is not None:
+        chosen = _limit(torch.arange(test[1].numel()), cfg.test_limit, cfg.seed + 3, "test_limit")
+        test = (test[0][chosen], test[1][chosen])
     if train_idx.numel() == 0 or val_idx.numel() == 0:
         raise PssError(
             f"{name} has too few images ({y.numel()}) to hold out a validation split; "
             "use a larger dataset or adjust val_fraction"
         )
     return TensorImageData(
-        name, x[train_idx], y[train_idx], x[val_idx], y[val_idx], class_names, pad, stats, source
+        name, x[train_idx], y[train_idx], x[val_idx], y[val_idx], class_names, pad, stats, source, test, test_source
     )
 
 
@@ -336,6 +373,7 @@ def _load_cifar(cfg: DataConfig, hundred: bool, create: bool = True) -> TensorIm
         if create:
             root.mkdir(parents=True, exist_ok=True)
         ds = cls(str(root), train=True, download=cfg.download and create)
+        test_ds = cls(str(root), train=False, download=cfg.download and create) if cfg.test_split else None
     except Exception as exc:
         how = _why_missing(cfg, create)
         return _fallback_or_raise(
@@ -346,7 +384,9 @@ def _load_cifar(cfg: DataConfig, hundred: bool, create: bool = True) -> TensorIm
     x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     y = torch.as_tensor(ds.targets, dtype=torch.long)
     stats = _CIFAR100_STATS if hundred else _CIFAR10_STATS
-    return _split_and_wrap(name, x, y, cfg, list(ds.classes), 4, stats, str(root / folder))
+    test = None if test_ds is None else (torch.from_numpy(np.ascontiguousarray(test_ds.data.transpose(0, 3, 1, 2))),
+                                         torch.as_tensor(test_ds.targets, dtype=torch.long))
+    return _split_and_wrap(name, x, y, cfg, list(ds.classes), 4, stats, str(root / folder), test)
 
 
 def _seed_fashion_mnist(root: Path) -> None:
@@ -378,6 +418,7 @@ def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData
             root.mkdir(parents=True, exist_ok=True)
             _seed_fashion_mnist(root)
         ds = torchvision.datasets.FashionMNIST(str(root), train=True, download=cfg.download and create)
+        test_ds = torchvision.datasets.FashionMNIST(str(root), train=False, download=cfg.download and create) if cfg.test_split else None
     except Exception as exc:
         how = _why_missing(cfg, create)
         return _fallback_or_raise(
@@ -388,6 +429,7 @@ def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData
         )
     x = ds.data.unsqueeze(1).contiguous()  # (N,1,28,28) uint8
     y = ds.targets.long()
+    test = None if test_ds is None else (test_ds.data.unsqueeze(1).contiguous(), test_ds.targets.long())
     return _split_and_wrap(
-        "fashion-mnist", x, y, cfg, list(ds.classes), 2, _FASHION_STATS, str(root / "FashionMNIST")
+        "fashion-mnist", x, y, cfg, list(ds.classes), 2, _FASHION_STATS, str(root / "FashionMNIST"), test
     )

@@ -21,13 +21,14 @@ from ..nn.ops import SlimBatchNorm2d
 from ..problem.space import Structure
 from ..problem.spec import NetSpec
 from .selection import CalibratedSubnet
+from .statistics import Accuracy
 
 BatchFn = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
 def bn_channels(spec: NetSpec, structure: Structure) -> dict[str, int]:
     """Channels each BN layer uses under ``structure``, keyed by module path."""
-    return {f"{path}.bn": int(structure.widths[conv.cout]) for _, path, conv in spec.convs()}
+    return {f"{path}.bn": int(conv.out_channels(structure.widths)) for _, path, conv in spec.convs()}
 
 
 class BNCalibrator:
@@ -65,9 +66,39 @@ class BNCalibrator:
         return out
 
     @torch.no_grad()
+    def load(self, stats: dict[str, torch.Tensor]) -> None:
+        """Put statistics from :meth:`bn_state` back (the channels they cover), as if just calibrated."""
+        for name, m in self._bns:
+            mean, var = stats[f"{name}.running_mean"], stats[f"{name}.running_var"]
+            m.running_mean[: mean.shape[0]] = mean.to(m.running_mean.device)
+            m.running_var[: var.shape[0]] = var.to(m.running_var.device)
+
+    @torch.no_grad()
     def accuracy(self, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
         """Top-1 accuracy with the statistics of the last :meth:`calibrate` call."""
         return evaluate_accuracy(self.model, structure, batches)
+
+    @torch.no_grad()
+    def measure(self, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Accuracy:
+        """Top-1 correct of how many images, with the statistics of the last :meth:`calibrate` or :meth:`load`."""
+        return Accuracy(*count_correct(self.model, structure, batches))
+
+    @torch.no_grad()
+    def negative_loss(self, structure: Structure, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        """-CE of ``structure`` on ``batches`` with the current weights: the pool metric m of Alg. 3, measured now.
+
+        In training mode (each batch's own BN statistics), as training observed m; image-weighted mean over
+        the batches. Touches only this private copy's BN buffers, which :meth:`calibrate` resets anyway.
+        """
+        self.model.train()
+        total, seen = 0.0, 0
+        for x, y in batches:
+            total += float(torch.nn.functional.cross_entropy(self.model(x, structure), y, reduction="sum"))
+            seen += y.numel()
+        self.model.eval()
+        if seen == 0:
+            raise ValueError("no images to measure the metric on")
+        return -total / seen
 
     def statistics(self) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
         """(running mean, running var, batches averaged) of every BN layer after :meth:`calibrate`.
@@ -103,7 +134,8 @@ def calibrate_and_evaluate(
     costs: dict[str, float],
     m: float | None = None,
 ) -> tuple[CalibratedSubnet, dict[str, torch.Tensor]]:
+    """Calibrate ``structure``'s BN statistics, then measure its validation accuracy; (result, statistics)."""
     t0 = time.perf_counter()
     stats = calibrator.calibrate(structure, calib_batches())
-    acc = calibrator.accuracy(structure, val_batches())
-    return CalibratedSubnet(structure, m, acc, costs, time.perf_counter() - t0), stats
+    val = calibrator.measure(structure, val_batches())
+    return CalibratedSubnet(structure, m, val.value, costs, time.perf_counter() - t0, validation=val), stats

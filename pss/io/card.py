@@ -10,7 +10,8 @@ from typing import Any
 from ..errors import PssError
 from ..version import __version__, utc_timestamp
 from .files import CARD_DOC, SCHEMA_VERSION, atomic_write_json, read_document
-from .run import RunDir
+from ..evaluate.selection import FrontPoint, dominated_by
+from .run import RunDir, candidate_validation, front_points, reference_name
 
 CARD_FILE = "card.json"
 PROGRAM_FILE = "model.pt2"
@@ -23,10 +24,20 @@ PARTIAL_PROGRAM_FILE = f".partial.{PROGRAM_FILE}"
 EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, ONNX_FILE, PARTIAL_PROGRAM_FILE)
 
 
-def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidate: dict) -> dict[str, Any]:
-    """card.json (kind ``pss-subnet-card``) of a calibrated candidate of ``run``'s front."""
+def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, candidate: dict,
+                  selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """card.json (kind ``pss-subnet-card``) of a calibrated subnet of ``run``'s front.
+
+    ``pool`` is None for the min and max reference subnets. ``accuracy`` is the validation accuracy that
+    chose the subnet; ``test`` (None without a test split) is the figure to report. ``selection`` says how
+    it was chosen (``rule`` ceiling | nearest_pool | key, ``budget``, ``kind``); ``dominated_by`` names a
+    calibrated subnet that costs no more and is more accurate, when there is one.
+    """
     ds = run_json["dataset"]
     s = candidate["structure"]
+    kind = (selection or {}).get("kind") or front["constraint"]
+    better = dominated_by(FrontPoint(candidate["key"], float(candidate["accuracy"]), candidate["costs"]), front_points(front), kind)
+    validation = candidate_validation(candidate, front)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": CARD_DOC,
@@ -38,9 +49,15 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict, candidat
         "macs": candidate["costs"].get("macs"),
         "params": candidate["costs"].get("params"),
         "accuracy": candidate["accuracy"],
+        "validation": None if validation is None else validation.to_json(),
+        "test": candidate.get("test"),
+        "test_split": front.get("test_split", "none"),
         "constraint": front["constraint"],
-        "budget": pool["budget"],
-        "source": {"run": str(run.path.resolve()), "epoch": front["epoch"], "pool_index": pool["index"]},
+        "budget": None if pool is None else pool["budget"],
+        "selection": selection or {"rule": "key", "budget": None, "kind": kind},
+        "dominated_by": None if better is None else {"key": better.key, "accuracy": better.accuracy, "costs": better.costs},
+        "source": {"run": str(run.path.resolve()), "epoch": front["epoch"],
+                   "pool_index": None if pool is None else pool["index"], "reference": reference_name(front, candidate["key"])},
         "calibration_images": front["calibration_images"],
         "model": run_json["model"],
         "input": {

@@ -25,11 +25,13 @@ from typing import Any, Iterable, Sequence
 
 from ..config import TrainConfig
 from ..errors import PssError
-from ..evaluate.selection import CalibratedSubnet, select_best
+from ..evaluate.selection import CalibratedSubnet, FrontPoint, best_within, select_best
+from ..evaluate.statistics import Accuracy
 from ..problem.budgets import Budget
 from ..problem.problem import Problem
 from ..sampling.pools import SubnetPool
 from ..sampling.prioritized import pool_temperature, prioritized_probs, space_sampling_probability
+from ..units import format_cost, format_quantity
 from ..version import __version__, utc_timestamp
 from .files import FRONT_DOC, RUN_DOC, SCHEMA_VERSION, SNAPSHOT_DOC, atomic_write_json, read_document
 from .lut import RUN_LUT_FILE, load_lut, resolve_lut_path
@@ -146,7 +148,7 @@ class RunDir:
     def read_config(self, run_json: dict[str, Any] | None = None) -> TrainConfig:
         """The config the run was trained with."""
         run_json = self.read_run() if run_json is None else run_json
-        return TrainConfig.from_mapping(run_json["config"], f"{self.run_file}")
+        return TrainConfig.from_stored(run_json["config"], f"{self.run_file}")
 
     def read_problem(self, run_json: dict[str, Any] | None = None) -> tuple[TrainConfig, Problem]:
         """The config and the problem (spec, S, C, Theta) the run was trained with, rebuilt from run.json.
@@ -302,8 +304,15 @@ def front_document(
     budgets: Sequence[Budget],
     per_pool: Sequence[Sequence[CalibratedSubnet]],
     references: dict[str, dict],
+    test_images: int = 0,
+    test_split: str = "none",
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """calibration/front.json (kind ``pss-front``): per pool (or searched budget) its candidates and the Eq. 5 best."""
+    """calibration/front.json (kind ``pss-front``): per pool (or searched budget) its candidates and the Eq. 5 best.
+
+    Candidates carry their validation accuracy (``accuracy``: what chose them) and, when the run has a
+    test split (``test_images`` > 0), their ``test`` accuracy with its 95% interval.
+    """
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": FRONT_DOC,
@@ -313,6 +322,9 @@ def front_document(
         "top_k": int(top_k),
         "calibration_images": int(calibration_images),
         "validation_images": int(validation_images),
+        "test_images": int(test_images),
+        "test_split": test_split,
+        "selection": selection or {"metric": "m"},
         "pools": [
             {
                 "index": t,
@@ -336,9 +348,68 @@ def front_candidates(front: dict[str, Any]) -> list[tuple[dict[str, Any], dict[s
     return [(pool, c) for pool in front["pools"] for c in pool["candidates"]]
 
 
-def find_candidate(front: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(pool, candidate) of the calibrated subnet with structure ``key`` in a front."""
-    for pool, candidate in front_candidates(front):
+def front_subnets(front: dict[str, Any]) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """(pool or None, candidate) for every calibrated subnet a budget can choose: the pools' candidates, then
+    the max and min references (pool None); each structure once (a pool's copy wins over a reference)."""
+    out, seen = [], set()
+    pairs = front_candidates(front) + [(None, c) for c in (front.get("references") or {}).values()]
+    for pool, c in pairs:
+        if c["key"] not in seen:
+            seen.add(c["key"])
+            out.append((pool, c))
+    return out
+
+
+def front_points(front: dict[str, Any]) -> list[FrontPoint]:
+    """Every subnet of :func:`front_subnets` as a :class:`FrontPoint` (key, validation accuracy, costs)."""
+    return [FrontPoint(c["key"], float(c["accuracy"]), dict(c["costs"])) for _, c in front_subnets(front)]
+
+
+def subnet_for_budget(front: dict[str, Any], budget: float, kind: str | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(pool or None, candidate): the subnet a budget exports, the dashboard shows and `pss compare` reports.
+
+    A budget is a ceiling: the most accurate calibrated subnet (validation accuracy, Eq. 5) among all
+    pools' candidates and the min and max references whose ``kind`` cost is <= ``budget``; ties go to the
+    cheaper, so the choice is never dominated. ``kind`` defaults to the front's constraint. When nothing
+    fits, a one-line :class:`PssError` names the cheapest subnet and its cost.
+    """
+    kind = kind or front.get("constraint", "macs")
+    points = [p for p in front_points(front) if p.costs.get(kind) is not None]
+    if not points:
+        raise PssError(f"the calibrated front has no subnets with a {kind} cost; choose another --constraint "
+                       f"(this front has {', '.join(front_kinds(front))})")
+    best = best_within(points, budget, kind)
+    if best is None:
+        cheapest = min(points, key=lambda p: (p.costs[kind], -p.accuracy))
+        raise PssError(f"no calibrated subnet costs at most {format_cost(budget, kind)}; the cheapest is "
+                       f"{cheapest.key} at {format_cost(cheapest.costs[kind], kind)} (validation {cheapest.accuracy:.1%}): "
+                       f"raise the budget to at least {format_quantity(cheapest.costs[kind])}")
+    return find_candidate(front, best.key)
+
+
+def reference_name(front: dict[str, Any], key: str) -> str | None:
+    """"max" or "min" when ``key`` is that reference subnet of the front, else None."""
+    return next((name for name, c in (front.get("references") or {}).items() if c["key"] == key), None)
+
+
+def candidate_test(candidate: dict[str, Any]) -> Accuracy | None:
+    """A candidate's test accuracy, or None (no test split, or a front written before test splits)."""
+    doc = candidate.get("test")
+    return Accuracy.from_json(doc) if doc else None
+
+
+def candidate_validation(candidate: dict[str, Any], front: dict[str, Any]) -> Accuracy | None:
+    """A candidate's validation accuracy as counts (fronts before test splits store only the fraction: rebuilt)."""
+    doc = candidate.get("validation")
+    if doc:
+        return Accuracy.from_json(doc)
+    n = int(front.get("validation_images") or 0)
+    return Accuracy(round(float(candidate["accuracy"]) * n), n) if n else None
+
+
+def find_candidate(front: dict[str, Any], key: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(pool, candidate) of the calibrated subnet with structure ``key`` in a front; pool None for a reference."""
+    for pool, candidate in front_subnets(front):
         if candidate["key"] == key:
             return pool, candidate
     raise PssError(f"subnet {key} is not in the calibrated front; pick one listed by `pss info RUN` or rerun `pss calibrate`")

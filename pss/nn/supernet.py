@@ -2,7 +2,9 @@
 
 Both use the same module tree and parameter names, so exporting a subnet is a
 matter of slicing every supernet tensor to the dense model's shape
-(:func:`slice_state_dict`).
+(:func:`slice_state_dict`). A layer's channels are its dimension's width times
+the layer's multiplier (``ConvSpec.cout_mult``, 6 for a tied MobileNetV2
+expansion), in the supernet's slicing and in the dense model alike.
 """
 
 from __future__ import annotations
@@ -49,16 +51,18 @@ class DenseBlock(_Block):
 class SlimBlock(_Block):
     def __init__(self, spec: BlockSpec, *args) -> None:
         super().__init__(spec, *args)
-        # Output dimension of every layer (None for pools), fixed by the spec.
-        self._douts = [l.cout if isinstance(l, ConvSpec) else None for l in spec.body]
-        self._sc_dout = spec.shortcut.cout if isinstance(spec.shortcut, ConvSpec) else None
+        # (output dimension, multiplier) of every layer (None for pools), fixed by the spec.
+        self._douts = [(l.cout, l.cout_mult) if isinstance(l, ConvSpec) else None for l in spec.body]
+        sc = spec.shortcut
+        self._sc_dout = (sc.cout, sc.cout_mult) if isinstance(sc, ConvSpec) else None
 
     def forward(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
         out = x
         for layer, d in zip(self.body, self._douts):
-            out = layer(out) if d is None else layer(out, widths[d])
+            out = layer(out) if d is None else layer(out, widths[d[0]] * d[1])
         if self.shortcut is not None:
-            out = out + self.shortcut(x, widths[self._sc_dout])
+            d = self._sc_dout
+            out = out + self.shortcut(x, widths[d[0]] * d[1])
         elif self.identity:
             out = out + x
         return self.act(out)
@@ -71,9 +75,10 @@ class SlimBlock(_Block):
         """
         out = x
         for layer, d in zip(self.body, self._douts):
-            out = layer(out) if d is None else layer.forward_parallel(out, sizes, [w[d] for w in chunk_widths])
+            out = layer(out) if d is None else layer.forward_parallel(out, sizes, [w[d[0]] * d[1] for w in chunk_widths])
         if self.shortcut is not None:
-            out = out + self.shortcut.forward_parallel(x, sizes, [w[self._sc_dout] for w in chunk_widths])
+            d = self._sc_dout
+            out = out + self.shortcut.forward_parallel(x, sizes, [w[d[0]] * d[1] for w in chunk_widths])
         elif self.identity:
             out = out + x
         return self.act(out)
@@ -172,10 +177,10 @@ def build_blocks(spec: NetSpec, widths, conv_cls, block_cls) -> list[nn.Module]:
     """Modules for every block of ``spec`` with channels ``widths`` (max widths for the supernet)."""
     blocks = []
     for b in spec.blocks:
-        body = [conv_cls(l, spec.channels(l.cin, widths), widths[l.cout]) if isinstance(l, ConvSpec) else make_pool(l) for l in b.body]
+        body = [conv_cls(l, *spec.conv_channels(l, widths)) if isinstance(l, ConvSpec) else make_pool(l) for l in b.body]
         sc = b.shortcut
         if isinstance(sc, ConvSpec):
-            sc = conv_cls(sc, spec.channels(sc.cin, widths), widths[sc.cout])
+            sc = conv_cls(sc, *spec.conv_channels(sc, widths))
         blocks.append(block_cls(b, body, sc, b.act))
     return blocks
 

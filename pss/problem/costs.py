@@ -8,6 +8,8 @@ arrays of structures (building the Eq. 4 set G needs ~1e5 of them).
 What is counted, so numbers match fvcore with its BatchNorm and pooling
 handles off: every convolution and the classifier's matrix multiply. BN,
 activations, pooling and residual additions cost no multiply-adds here.
+A conv's channels are its dimensions' widths times the layer's multipliers
+(``ConvSpec.cin_mult`` / ``cout_mult``), as the supernet slices them.
 Parameters count conv weights, BN affine weights and biases, and the
 classifier (running statistics are buffers, not parameters).
 
@@ -37,6 +39,8 @@ class _Conv:
     k2: int
     depthwise: bool
     hw: np.ndarray  # output H*W for each resolution of the space
+    cin_mult: int = 1
+    cout_mult: int = 1
 
 
 class CostModel:
@@ -56,20 +60,21 @@ class CostModel:
             for layer in b.body:
                 if isinstance(layer, ConvSpec):
                     sizes = conv_output_size(sizes, layer.kernel, layer.stride, layer.padding)
-                    convs.append(_Conv(layer.cin, layer.cout, layer.kernel**2, layer.depthwise, sizes * sizes))
+                    convs.append(_Conv(layer.cin, layer.cout, layer.kernel**2, layer.depthwise, sizes * sizes,
+                                       layer.cin_mult, layer.cout_mult))
                 elif isinstance(layer, MaxPoolSpec):
                     sizes = conv_output_size(sizes, layer.kernel, layer.stride, layer.padding)
             if isinstance(b.shortcut, ConvSpec):
                 sc = b.shortcut
                 out = conv_output_size(block_in, sc.kernel, sc.stride, sc.padding)
-                convs.append(_Conv(sc.cin, sc.cout, sc.kernel**2, False, out * out))
+                convs.append(_Conv(sc.cin, sc.cout, sc.kernel**2, False, out * out, sc.cin_mult, sc.cout_mult))
         self._convs = convs
 
     # ---------------------------------------------------------------- vectorised
-    def _channels(self, widths: np.ndarray, ref: int) -> np.ndarray:
+    def _channels(self, widths: np.ndarray, ref: int, mult: int = 1) -> np.ndarray:
         if ref == IMAGE:
             return np.full(widths.shape[0], self.spec.in_channels, dtype=np.int64)
-        return widths[:, ref]
+        return widths[:, ref] * mult
 
     def res_indices(self, resolutions: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.space.resolutions), resolutions)
@@ -80,8 +85,8 @@ class CostModel:
         ri = self.res_indices(np.asarray(resolutions))
         total = np.zeros(widths.shape[0], dtype=np.int64)
         for c in self._convs:
-            cout = self._channels(widths, c.cout)
-            per_pixel = c.k2 * cout if c.depthwise else c.k2 * self._channels(widths, c.cin) * cout
+            cout = self._channels(widths, c.cout, c.cout_mult)
+            per_pixel = c.k2 * cout if c.depthwise else c.k2 * self._channels(widths, c.cin, c.cin_mult) * cout
             total += per_pixel * c.hw[ri]
         total += widths[:, self.spec.head_in] * self.spec.num_classes
         return total
@@ -91,8 +96,8 @@ class CostModel:
         widths = np.asarray(widths, dtype=np.int64)
         total = np.zeros(widths.shape[0], dtype=np.int64)
         for c in self._convs:
-            cout = self._channels(widths, c.cout)
-            weights = c.k2 * cout if c.depthwise else c.k2 * self._channels(widths, c.cin) * cout
+            cout = self._channels(widths, c.cout, c.cout_mult)
+            weights = c.k2 * cout if c.depthwise else c.k2 * self._channels(widths, c.cin, c.cin_mult) * cout
             total += weights + 2 * cout
         head = widths[:, self.spec.head_in]
         total += head * self.spec.num_classes + self.spec.num_classes
@@ -132,8 +137,8 @@ class CostModel:
         w, ri, cin_img = s.widths, self._res_index[s.resolution], self.spec.in_channels
         total = 0
         for c in self._convs:
-            cout = w[c.cout]
-            per_pixel = c.k2 * cout if c.depthwise else c.k2 * (cin_img if c.cin == IMAGE else w[c.cin]) * cout
+            cout = w[c.cout] * c.cout_mult
+            per_pixel = c.k2 * cout if c.depthwise else c.k2 * (cin_img if c.cin == IMAGE else w[c.cin] * c.cin_mult) * cout
             total += per_pixel * int(c.hw[ri])
         return total + w[self.spec.head_in] * self.spec.num_classes
 
@@ -141,8 +146,8 @@ class CostModel:
         w, cin_img = s.widths, self.spec.in_channels
         total = 0
         for c in self._convs:
-            cout = w[c.cout]
-            total += (c.k2 * cout if c.depthwise else c.k2 * (cin_img if c.cin == IMAGE else w[c.cin]) * cout) + 2 * cout
+            cout = w[c.cout] * c.cout_mult
+            total += (c.k2 * cout if c.depthwise else c.k2 * (cin_img if c.cin == IMAGE else w[c.cin] * c.cin_mult) * cout) + 2 * cout
         return total + (w[self.spec.head_in] + 1) * self.spec.num_classes
 
     def latency_ms(self, s: Structure) -> float:

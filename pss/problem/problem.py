@@ -22,11 +22,16 @@ from .spec import NetSpec
 
 
 def spec_and_space(cfg: TrainConfig, num_classes: int, in_channels: int) -> tuple[NetSpec, StructureSpace]:
-    """The block spec and structure space S a config describes (no costs, no budgets)."""
-    spec = build_spec(cfg.model, num_classes=num_classes, in_channels=in_channels, width_mult=cfg.width_mult, stem=cfg.stem)
-    space = StructureSpace(
-        spec.dim_names,
-        spec.dim_max,
+    """The block spec and structure space S a config describes (no costs, no budgets).
+
+    ``dropout`` overrides the family's classifier dropout; ``width_rule`` picks
+    the free space or the reference implementation's MobileNetV2 space (tied
+    expansions, fixed tail, make_divisible rounding).
+    """
+    spec = build_spec(cfg.model, num_classes=num_classes, in_channels=in_channels, width_mult=cfg.width_mult, stem=cfg.stem,
+                      dropout=cfg.dropout, width_rule=cfg.width_rule)
+    space = StructureSpace.for_spec(
+        spec,
         resolution_range(cfg.resolution_min, cfg.resolution_max, cfg.resolution_step),
         lower_bound=cfg.lower_bound,
         divisor=cfg.divisor,

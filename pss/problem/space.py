@@ -3,7 +3,11 @@
 A supernet exposes L searchable width dimensions plus the input resolution.
 Each dimension i has a backbone width ``o_max`` and a lower bound
 ``o_min = lower_bound * o_max``; sampled widths are rounded to the nearest
-multiple of ``divisor`` so deployed channels stay hardware friendly.
+multiple of ``divisor`` so deployed channels stay hardware friendly
+(``rounding="nearest"``, the paper's Sec. 3.1), or by the reference
+implementation's ``make_divisible`` (``rounding="make_divisible"``: nearest,
+but never more than 10% down). Fixed dimensions keep their maximum in every
+subnet.
 
 A :class:`Structure` is the canonical, immutable identity of a subnet: its
 realised integer channels and its resolution. Pools are keyed by
@@ -21,6 +25,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import PssError
+from .spec import NetSpec
+
+ROUNDINGS = ("nearest", "make_divisible")
+"""How a sampled width o becomes channels: the nearest multiple of the divisor, or make_divisible's rule."""
+
+ROUNDING_OF_RULE = {"free": "nearest", "official": "make_divisible"}
+"""The rounding each spec width rule uses (``NetSpec.width_rule``)."""
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -39,6 +50,40 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None) -> 
 def round_to_divisor(value: float, divisor: int) -> int:
     """Nearest multiple of ``divisor`` (Sec. 3.1: "round to its nearest multiple of 8")."""
     return max(divisor, int(math.floor(value / divisor + 0.5)) * divisor)
+
+
+def make_divisible_array(values: np.ndarray, divisor: int) -> np.ndarray:
+    """:func:`make_divisible` of every (positive) value: the reference's width rule, vectorised.
+
+    Nearest multiple of ``divisor`` (at least ``divisor``), one step up where
+    that is more than 10% below the value (chenbong/PSS-Net ``utils/comm.py``).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    rounded = np.maximum(divisor, np.floor(values + divisor / 2) // divisor * divisor)
+    return np.where(rounded < 0.9 * values, rounded + divisor, rounded).astype(np.int64)
+
+
+def round_to_divisor_array(values: np.ndarray, divisor: int) -> np.ndarray:
+    """:func:`round_to_divisor` of every value, vectorised."""
+    return np.maximum(divisor, np.floor(np.asarray(values) / divisor + 0.5).astype(np.int64) * divisor)
+
+
+def rounded_integer_pool(low: int, top: int, divisor: int, rounding: str) -> np.ndarray:
+    """Every integer o in [low, top] rounded to channels: uniform draws over it are Sec. 3.1's "sample o, then round".
+
+    ``nearest`` clips into [nearest(low), top]; ``make_divisible`` never
+    rounds more than 10% down, so it needs no lower clip. Both clip at ``top``
+    and keep ``top`` itself reachable even when it is not a multiple of the
+    divisor, so the supernet (phi_max) is a member of S.
+    """
+    integers = np.arange(low, top + 1)
+    if rounding == "nearest":
+        rounded = np.floor(integers / divisor + 0.5).astype(np.int64) * divisor
+        rounded = np.clip(rounded, min(top, round_to_divisor(low, divisor)), top)
+    else:
+        rounded = np.minimum(make_divisible_array(integers, divisor), top)
+    rounded[-1] = top
+    return rounded
 
 
 @dataclass(frozen=True)
@@ -101,10 +146,10 @@ class Structure:
 class StructureSpace:
     """S: per-dimension channel choices and the resolution choices.
 
-    ``choices`` of a dimension are the distinct values of
-    ``round_to_divisor(o, divisor)`` for every integer o in [o_min, o_max]
-    (Sec. 3.1: sample o from {o_min, ..., o_max} then round), clipped to
-    [o_min rounded, o_max]. Sampling an index uniformly over ``choices`` is
+    ``choices`` of a dimension are the distinct values of the rounded o for
+    every integer o in [o_min, o_max] (Sec. 3.1: sample o from {o_min, ...,
+    o_max} then round; :func:`rounded_integer_pool`); a fixed dimension has
+    the one choice o_max. Sampling an index uniformly over ``choices`` is
     therefore *not* the same as sampling o uniformly; :meth:`sample_uniform`
     follows the paper (integers first, then rounding).
     """
@@ -116,6 +161,8 @@ class StructureSpace:
         resolutions: Sequence[int],
         lower_bound: float = 0.75,
         divisor: int = 8,
+        fixed: Sequence[int] = (),
+        rounding: str = "nearest",
     ) -> None:
         if not 0.0 < lower_bound <= 1.0:
             raise PssError(f"lower_bound must be in (0, 1], got {lower_bound}; the paper uses 0.75 (Table 7: 0.25, 0.7, 0.8)")
@@ -123,25 +170,28 @@ class StructureSpace:
             raise PssError(f"divisor must be a positive integer, got {divisor}")
         if not resolutions:
             raise PssError("the structure space needs at least one resolution")
+        if rounding not in ROUNDINGS:
+            raise PssError(f"unknown width rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
         self.lower_bound = float(lower_bound)
         self.divisor = int(divisor)
+        self.rounding = rounding
         self.resolutions = tuple(sorted(int(r) for r in resolutions))
+        fixed = {int(i) for i in fixed}
         dims, self.integer_pools = [], []
-        for name, top in zip(names, o_max):
+        for i, (name, top) in enumerate(zip(names, o_max)):
             top = int(top)
-            low = max(1, int(math.ceil(lower_bound * top)))
-            # Every integer in [o_min, o_max], rounded: uniform sampling over this
-            # array is the paper's "sample o, then round" (choices weighted by how
-            # many integers round to them).
-            rounded = np.floor(np.arange(low, top + 1) / divisor + 0.5).astype(np.int64) * divisor
-            rounded = np.clip(rounded, min(top, round_to_divisor(low, divisor)), top)
-            # o_max itself stays reachable even when it is not a multiple of the
-            # divisor, so the supernet (phi_max) is a member of S.
-            rounded[-1] = top
+            low = top if i in fixed else max(1, math.ceil(lower_bound * top))
+            rounded = rounded_integer_pool(low, top, self.divisor, rounding)
             choices = tuple(int(c) for c in np.unique(rounded))
             dims.append(Dimension(name, choices[0], top, choices))
             self.integer_pools.append(rounded)
         self.dimensions = tuple(dims)
+
+    @classmethod
+    def for_spec(cls, spec: NetSpec, resolutions: Sequence[int], lower_bound: float = 0.75, divisor: int = 8) -> StructureSpace:
+        """S of a spec: its dimensions, its fixed dimensions and the rounding of its width rule."""
+        return cls(spec.dim_names, spec.dim_max, resolutions, lower_bound=lower_bound, divisor=divisor,
+                   fixed=spec.fixed_dims, rounding=ROUNDING_OF_RULE[spec.width_rule])
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -159,12 +209,26 @@ class StructureSpace:
     def min_structure(self) -> Structure:
         return Structure(tuple(d.choices[0] for d in self.dimensions), self.resolutions[0])
 
+    def realise(self, values: np.ndarray) -> np.ndarray:
+        """Channels of raw per-dimension widths ``values`` (n, L): this space's rounding, clipped into each dimension.
+
+        How a width multiplier becomes a subnet (US-Net / MutualNet draws,
+        :meth:`uniform_structure`): nearest multiple of the divisor, or the
+        reference's ``make_divisible``; a fixed dimension always gets o_max.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if self.rounding == "nearest":
+            widths = round_to_divisor_array(values, self.divisor)
+        else:
+            widths = make_divisible_array(values, self.divisor)
+        low = np.array([d.choices[0] for d in self.dimensions], dtype=np.int64)
+        top = np.array([d.o_max for d in self.dimensions], dtype=np.int64)
+        return np.minimum(top[None, :], np.maximum(low[None, :], widths))
+
     def uniform_structure(self, multiplier: float, resolution: int | None = None) -> Structure:
-        """The uniform-width subnet: every dimension at ``multiplier * o_max`` (clipped into S)."""
-        widths = []
-        for d in self.dimensions:
-            w = round_to_divisor(multiplier * d.o_max, self.divisor)
-            widths.append(min(d.o_max, max(d.choices[0], w)))
+        """The uniform-width subnet: every dimension at ``multiplier * o_max`` (realised into S by :meth:`realise`)."""
+        o_max = np.array([d.o_max for d in self.dimensions], dtype=np.float64)
+        widths = self.realise(float(multiplier) * o_max[None, :])[0]
         return Structure(tuple(widths), resolution or self.resolutions[-1])
 
     def contains(self, s: Structure) -> bool:

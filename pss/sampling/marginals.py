@@ -108,21 +108,17 @@ def uniform_width_draw(space: StructureSpace) -> DrawFn:
     """US-Net / MutualNet subnets: one width multiplier w ~ U[lower_bound, 1] for every layer, a resolution of S.
 
     Widths are realised exactly as :meth:`StructureSpace.uniform_structure`
-    does (nearest multiple of the divisor, clipped into each dimension's
-    choices), so every draw is a member of S. Searching these is the fair
-    search for runs trained with ``strategy=uniform`` or ``mutual``, which
-    never train layer-wise widths.
+    does (:meth:`StructureSpace.realise`: the space's rounding, clipped into
+    each dimension's choices), so every draw is a member of S. Searching these
+    is the fair search for runs trained with ``strategy=uniform`` or
+    ``mutual``, which never train layer-wise widths.
     """
     o_max = np.array([d.o_max for d in space.dimensions], dtype=np.float64)
-    low = np.array([d.choices[0] for d in space.dimensions], dtype=np.int64)
-    top = o_max.astype(np.int64)
-    div = space.divisor
     resolutions = np.asarray(space.resolutions, dtype=np.int64)
 
     def draw(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         w = rng.uniform(space.lower_bound, 1.0, size=n)
-        widths = np.maximum(div, np.floor(w[:, None] * o_max[None, :] / div + 0.5).astype(np.int64) * div)
-        widths = np.minimum(top[None, :], np.maximum(low[None, :], widths))
+        widths = space.realise(w[:, None] * o_max[None, :])
         return widths, resolutions[rng.integers(0, len(resolutions), size=n)]
 
     return draw

@@ -10,7 +10,7 @@ the business of :mod:`pss.nn`.
 strategy   subnets per batch (n = ``num_subnets``)              non-max loss      forwards
 =========  ==================================================  ================  =========
 pss        max, 1 medium by Alg. 3 for a random budget          KL to max         3, serial
-           (kind, then budget, uniformly), min
+           (kind by ``kind_draw``, then budget), min
 uniform    max, n-2 uniform widths (US-Net), min; r = r^max     KL to max         n, serial
 mutual     max, n-2 (uniform width, resolution) (MutualNet),    KL to max         n, serial
            min
@@ -32,7 +32,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..config import STRATEGIES
+from ..config import KIND_DRAWS, STRATEGIES
 from ..problem.space import Structure, StructureSpace
 from .marginals import StructureDistributionSampler
 from .pools import SubnetPool, pools_from_budgets
@@ -88,13 +88,16 @@ class PssStrategy(Strategy):
     lines 8-17).
 
     Multi-constraint training (PSS-Net_M, ``extra_constraints``): Theta holds
-    pools of several kinds (macs, params, latency). Each batch draws its
-    (type, budget) in two stages, :meth:`draw_pool`: the kind uniformly over
-    the kinds, then the budget uniformly among that kind's pools. With the
-    same ``budget_count`` per kind (what the config builds) this is the same
-    as a uniform draw over all pools, but it stays uniform over kinds if the
-    counts ever differ. A single-kind run draws the budget directly (one rng
-    call, as before).
+    pools of several kinds (macs, params, latency); :meth:`draw_pool` picks a
+    batch's (kind, budget) by ``kind_draw``. ``proportional`` draws the kind in
+    proportion to its number of pools, i.e. the pool uniformly over all pools
+    (the reference implementation: ``random.choices(kinds, weights=[pools
+    per kind])``, then a budget of that kind uniformly). ``uniform`` draws the
+    kind uniformly over the kinds, then the budget uniformly among that kind's
+    pools (what runs made before ``kind_draw`` existed did). With the same
+    number of pools per kind (what the config builds) both have the same
+    distribution, not the same rng stream. A single-kind run draws the budget
+    directly under either rule (one rng call, as before).
     """
 
     name = "pss"
@@ -108,8 +111,12 @@ class PssStrategy(Strategy):
         p_end: float,
         eta_end: float,
         metric_lambda: float,
+        kind_draw: str = "uniform",
     ) -> None:
+        if kind_draw not in KIND_DRAWS:
+            raise ValueError(f"unknown kind_draw {kind_draw!r}; choose one of {', '.join(KIND_DRAWS)}")
         super().__init__(space, 3)
+        self.kind_draw = kind_draw
         self.sampler = sampler
         self.costs = costs
         self.p_end, self.eta_end, self.metric_lambda = p_end, eta_end, metric_lambda
@@ -121,8 +128,12 @@ class PssStrategy(Strategy):
             self.pools_by_kind.setdefault(pool.budget.kind, []).append(t)
 
     def draw_pool(self, rng: np.random.Generator) -> int:
-        """Index t of this batch's pool: kind ~ U(kinds), then t ~ U(pools of that kind)."""
-        if len(self.pools_by_kind) <= 1:
+        """Index t of this batch's pool.
+
+        ``proportional``: P(kind) = pools of the kind / all pools, then t ~ U(pools of the kind),
+        i.e. t ~ U(all pools); ``uniform``: kind ~ U(kinds), then t ~ U(pools of that kind).
+        """
+        if len(self.pools_by_kind) <= 1 or self.kind_draw == "proportional":
             return int(rng.integers(len(self.pools)))
         kinds = list(self.pools_by_kind)
         group = self.pools_by_kind[kinds[int(rng.integers(len(kinds)))]]
@@ -253,12 +264,17 @@ def make_strategy(
     p_end: float = 0.01,
     eta_end: float = 0.01,
     metric_lambda: float = 0.9,
+    kind_draw: str = "uniform",
 ) -> Strategy:
-    """The strategy called ``name`` (one of :data:`STRATEGIES`); pss needs ``sampler`` and ``costs``."""
+    """The strategy called ``name`` (one of :data:`STRATEGIES`); pss needs ``sampler`` and ``costs``.
+
+    ``kind_draw`` (pss, several constraint kinds; config ``kind_draw``): see
+    :class:`PssStrategy`; the default is the draw of runs made before the option.
+    """
     if name == "pss":
         if sampler is None or costs is None:
             raise ValueError("the pss strategy needs the Eq. 4 sampler and a cost function")
-        return PssStrategy(space, sampler, pool_size, costs, p_end, eta_end, metric_lambda)
+        return PssStrategy(space, sampler, pool_size, costs, p_end, eta_end, metric_lambda, kind_draw)
     classes = {c.name: c for c in STRATEGY_CLASSES if c is not PssStrategy}
     if name not in classes:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -18,11 +18,18 @@ def cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float) ->
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv and linear weights only (not BN affine, not biases)."""
+def param_groups(model: nn.Module, weight_decay: float, depthwise_weight_decay: bool = True) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights only (not BN affine, not biases).
+
+    ``depthwise_weight_decay=False`` also exempts depthwise convolution weights, as the reference
+    implementation does (as do common MobileNet recipes): a depthwise filter has only k*k weights
+    per channel, little to overfit with, and decay pulls each channel's whole filter towards zero.
+    """
+    depthwise = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels}
     decay, no_decay = [], []
     for p in model.parameters():
-        (decay if p.dim() > 1 else no_decay).append(p)
+        exempt = p.dim() <= 1 or (not depthwise_weight_decay and id(p) in depthwise)
+        (no_decay if exempt else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -85,7 +85,7 @@ class Trainer:
         if cfg.channels_last:  # NHWC is 15-50% faster for these convs on CPU (oneDNN) and GPU
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
-            param_groups(self.model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+            param_groups(self.model, cfg.weight_decay, cfg.depthwise_weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
         )
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -115,6 +115,7 @@ class Trainer:
             p_end=cfg.p_end,
             eta_end=cfg.eta_end,
             metric_lambda=cfg.metric_lambda,
+            kind_draw=cfg.kind_draw,
         )
         self.samples = SampleLog()
         self.batches_per_epoch = data.len_train_batches(cfg.batch_size)

@@ -14,6 +14,7 @@ from ..data import DataBundle, load_data
 from ..errors import PssError
 from ..evaluate.calibration import BNCalibrator, calibrate_and_evaluate
 from ..evaluate.selection import CalibratedSubnet
+from ..evaluate.statistics import Accuracy
 from ..io.checkpoint import write_bn_stats
 from ..io.run import front_document
 from ..problem.budgets import Budget
@@ -40,6 +41,7 @@ class SubnetEvaluator:
         self.seed = trained.cfg.seed + CALIBRATION_SEED_OFFSET
         self.pool_m = {e.structure.key: e.m for p in trained.pools for e in p.entries}
         self.results: dict[str, CalibratedSubnet] = {}
+        self.tests: dict[str, Accuracy] = {}
         self.stats: dict[str, dict[str, torch.Tensor]] = {}
         self.calibrations = 0
 
@@ -48,6 +50,22 @@ class SubnetEvaluator:
 
     def val_batches(self):
         return self.data.val_batches(self.batch_size, self.device)
+
+    def test_batches(self):
+        return self.data.test_batches(self.batch_size, self.device)
+
+    def with_test(self, r: CalibratedSubnet) -> CalibratedSubnet:
+        """``r`` with its test accuracy (measured once, with its calibrated statistics); unchanged without a test split.
+
+        Only subnets already chosen get here: the test split reports, it never selects.
+        """
+        if not self.data.has_test:
+            return r
+        test = self.tests.get(r.key)
+        if test is None:
+            self.calibrator.load(self.stats_of(r.structure))
+            test = self.tests[r.key] = self.calibrator.measure(r.structure, self.test_batches())
+        return dataclasses.replace(r, test=test)
 
     def __call__(self, s: Structure, m: float | None = None) -> CalibratedSubnet:
         """The calibrated subnet ``s``; its m is ``m`` when given, else its pool metric if a pool holds it."""
@@ -92,24 +110,42 @@ def write_calibrated_front(
     per_pool: Sequence[Sequence[CalibratedSubnet]],
     progress: Progress,
     extra: Callable[[], dict[str, Any]] | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Calibrate phi_max and phi_min as references, then write the front and its BN statistics; returns the front.
 
     ``per_pool[t]`` are the candidates kept for ``budgets[t]``; ``extra()``, called
     once the references are done, gives fields to add to the front document (a
-    search's ``method`` and ``search``).
+    search's ``method`` and ``search``); ``selection`` says how the candidates were
+    chosen (calibrate's metric). With a test split, every kept candidate and both
+    references get their test accuracy here, after selection is over.
     """
     space = trained.problem.space
     bn_stats = {c.structure.key: evaluator.stats_of(c.structure) for cands in per_pool for c in cands}
+    if evaluator.data.has_test:
+        progress.update(progress.done, progress.total + len(bn_stats), "measuring test accuracy")
+        tested = []
+        for cands in per_pool:
+            tested.append([])
+            for c in cands:
+                new = c.key not in evaluator.tests
+                tested[-1].append(evaluator.with_test(c))
+                if new:
+                    progress.tick(f"test accuracy {tested[-1][-1].test.value:.3f}")
+        per_pool = tested
     references = {}
     for name, s in (("max", space.max_structure), ("min", space.min_structure)):
         r, stats = calibrate_and_evaluate(evaluator.calibrator, s, evaluator.calib_batches, evaluator.val_batches,
                                           trained.problem.cost_model.costs(s))
+        evaluator.stats[s.key] = stats
+        r = evaluator.with_test(r)
         references[name] = r.to_json()
         bn_stats[s.key] = stats
         progress.tick(f"reference {name}: accuracy {r.accuracy:.3f}")
-    front = front_document(trained.epoch, kind, top_k, evaluator.calibration_images, evaluator.data.num_val,
-                           budgets, per_pool, references)
+    data = evaluator.data
+    front = front_document(trained.epoch, kind, top_k, evaluator.calibration_images, data.num_val,
+                           budgets, per_pool, references, test_images=data.num_test, test_split=data.test_source,
+                           selection=selection)
     if extra is not None:
         front.update(extra())
     write_bn_stats(trained.run, bn_stats)

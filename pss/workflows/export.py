@@ -28,7 +28,7 @@ from ..errors import PssError, one_line
 from ..io.card import ONNX_FILE, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
 from ..io.checkpoint import read_bn_stats
 from ..io.files import atomic_write_bytes, ensure_writable
-from ..io.run import RunDir, find_candidate, front_kinds, open_run
+from ..io.run import RunDir, find_candidate, front_kinds, open_run, subnet_for_budget
 from ..io.tensors import load_tensors, save_tensors
 from ..nn.supernet import DenseNet, Supernet, extract_subnet, resize_batch
 from ..problem.budgets import Budget
@@ -39,12 +39,12 @@ from .loaded import TrainedRun, load_trained
 
 
 def pool_for_budget(front: dict[str, Any], value: float, kind: str | None = None) -> dict[str, Any]:
-    """The calibrated pool of kind ``kind`` whose constraint theta is nearest ``value``.
+    """The calibrated pool of kind ``kind`` whose constraint theta is nearest ``value`` (``--nearest-pool``).
 
-    ``kind`` defaults to the front's constraint (the run's primary kind); a
-    multi-constraint run (PSS-Net_M) also has pools of its extra kinds.
-    A budget outside [theta_1 - delta, theta_T + delta] of that kind is an
-    error that states the range.
+    The paper's view (one subnet per pool); its best may cost more than ``value``. ``kind`` defaults to
+    the front's constraint (the run's primary kind); a multi-constraint run (PSS-Net_M) also has pools of
+    its extra kinds. A budget outside [theta_1 - delta, theta_T + delta] of that kind is an error that
+    states the range.
     """
     kind = kind or front.get("constraint", "macs")
     kinds = front_kinds(front)
@@ -65,22 +65,38 @@ def pool_for_budget(front: dict[str, Any], value: float, kind: str | None = None
     return min(pools, key=lambda p: abs(Budget.from_json(p["budget"]).value - value))
 
 
-def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True, kind: str | None = None) -> dict[str, Any]:
-    """`pss export`: write the calibrated subnet nearest ``budget`` to ``out_dir``; returns its card.
+def choose_for_budget(front: dict[str, Any], budget: float, kind: str | None = None, nearest_pool: bool = False) -> tuple[str, dict[str, Any]]:
+    """(key, selection) of the subnet `pss export --budget` writes; ``selection`` goes into the card.
 
-    ``kind`` picks the pools of one cost kind (``--constraint``); default: the
-    run's primary constraint.
+    By default the budget is a ceiling (:func:`~pss.io.run.subnet_for_budget`, what the dashboard and
+    `pss compare` use). ``nearest_pool`` takes the best of the pool whose theta is nearest instead.
+    """
+    kind = kind or front.get("constraint", "macs")
+    if nearest_pool:
+        pool = pool_for_budget(front, budget, kind)
+        key, rule = pool["candidates"][pool["best"]]["key"], "nearest_pool"
+    else:
+        key, rule = subnet_for_budget(front, budget, kind)[1]["key"], "ceiling"
+    return key, {"rule": rule, "budget": float(budget), "kind": kind}
+
+
+def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True, kind: str | None = None,
+                  nearest_pool: bool = False) -> dict[str, Any]:
+    """`pss export`: write the calibrated subnet chosen for ``budget`` to ``out_dir``; returns its card.
+
+    The most accurate calibrated subnet whose cost is at most ``budget`` (:func:`choose_for_budget`);
+    ``kind`` picks the cost kind (``--constraint``; default: the run's primary constraint).
     """
     run = open_run(run_dir)
     value = parse_quantity(budget) if isinstance(budget, str) else float(budget)
     front = run.read_front()
-    pool = pool_for_budget(front, value, kind)
-    return export_candidate(run, pool["candidates"][pool["best"]]["key"], out_dir, check=check, front=front)
+    key, selection = choose_for_budget(front, value, kind, nearest_pool)
+    return export_candidate(run, key, out_dir, check=check, front=front, selection=selection)
 
 
 def export_candidate(
     run_dir: str | Path | RunDir, key: str, out_dir, check: bool = True, front: dict[str, Any] | None = None,
-    trained: TrainedRun | None = None,
+    trained: TrainedRun | None = None, selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export the calibrated candidate ``key`` of a run's front to ``out_dir``; returns its card.
 
@@ -106,7 +122,7 @@ def export_candidate(
     stats = all_stats[structure.key]
     model, in_channels = trained.supernet, trained.problem.spec.in_channels
     dense = extract_subnet(model, structure, stats)
-    card = card_document(run, trained.run_json, front, pool, candidate)
+    card = card_document(run, trained.run_json, front, pool, candidate, selection)
     if check:
         card["check"] = {"max_abs_diff_vs_supernet": slice_difference(model, dense, structure, stats, in_channels)}
     example = torch.randn(2, in_channels, structure.resolution, structure.resolution)

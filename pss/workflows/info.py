@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..io.run import open_run
+from ..evaluate.selection import pareto_front
+from ..io.run import candidate_test, front_points, open_run
 from ..units import format_cost, format_quantity
 
 
@@ -16,7 +17,25 @@ def _best(pool: dict[str, Any]) -> dict[str, Any] | None:
     if pool.get("best") is None:
         return None
     c = pool["candidates"][pool["best"]]
-    return {"key": c["key"], "accuracy": c["accuracy"], "costs": c["costs"]}
+    return {"key": c["key"], "accuracy": c["accuracy"], "test": c.get("test"), "costs": c["costs"]}
+
+
+def test_text(candidate: dict[str, Any]) -> str:
+    """``test 62.1% [57.8, 66.2] (509)`` or ``no test split``."""
+    test = candidate_test(candidate)
+    if test is None:
+        return "no test split"
+    lo, hi = test.interval
+    return f"test {test.value:.1%} [{100 * lo:.1f}, {100 * hi:.1f}] ({test.images:,})"
+
+
+def test_split_line(front: dict[str, Any]) -> str:
+    """What the test split is, or why there is none (a front written before test splits)."""
+    n = int(front.get("test_images") or 0)
+    if n:
+        return f"test split {front.get('test_split')} ({n:,} images; reports only, never selects); 95% Wilson intervals"
+    return ("no test split: the accuracies are on the validation split that also chose the subnets, so they are "
+            "optimistic (runs made before pss 0.2, or test_split=false)")
 
 
 def run_summary(run_dir) -> dict[str, Any]:
@@ -48,7 +67,7 @@ def run_summary(run_dir) -> dict[str, Any]:
         "schema_version": meta["schema_version"],
         "pss_version": meta.get("pss_version"),
         "model": meta["model"],
-        "dataset": {k: meta["dataset"].get(k) for k in ("name", "num_classes", "num_train", "num_val")},
+        "dataset": {k: meta["dataset"].get(k) for k in ("name", "num_classes", "num_train", "num_val", "num_test", "test_split")},
         "constraint": meta["constraint"],
         "epochs_done": last["epoch"] if last else 0,
         "epochs": cfg.epochs,
@@ -59,6 +78,8 @@ def run_summary(run_dir) -> dict[str, Any]:
         "reference_subnets": meta["reference_subnets"],
         "calibrated": front is not None,
         "front_method": (front or {}).get("method", "calibrate") if front else None,
+        "test_split": None if front is None else test_split_line(front),
+        "pareto": None if front is None else pareto_summary(front),
         "strategy": cfg.strategy,
         "pools": pools,
         "other_budgets": searched,
@@ -71,7 +92,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"run        {s['run']}",
         f"model      {m['model']} x{m['width_mult']} ({m['stem']} stem), {s['dataset']['name']} "
-        f"({s['dataset']['num_classes']} classes, {s['dataset']['num_train']} train / {s['dataset']['num_val']} val)",
+        f"({s['dataset']['num_classes']} classes, {s['dataset']['num_train']} train / {s['dataset']['num_val']} val"
+        f" / {s['dataset'].get('num_test') or 0} test)",
         f"progress   {s['epochs_done']}/{s['epochs']} epochs" + (" (finished)" if s["finished"] else " (training or stopped)"),
     ]
     if s.get("damaged_snapshots"):
@@ -87,7 +109,7 @@ def format_summary(s: dict[str, Any]) -> str:
         if kind in ref["min"]["costs"] and kind in ref["max"]["costs"]:
             label = "range" if len(kinds) == 1 else f"range {kind}"
             lines.append(f"{label:<10} {format_cost(ref['min']['costs'][kind], kind)} .. {format_cost(ref['max']['costs'][kind], kind)}")
-    lines.append(f"{'pool':>4}  {'budget':>26}  {'kind':>7}  {'entries':>8}  {'best m':>8}  {'calibrated acc':>14}  {'cost':>14}")
+    lines.append(f"{'pool':>4}  {'budget':>26}  {'kind':>7}  {'entries':>8}  {'best m':>8}  {'val acc':>8}  {'cost':>14}  test acc [95% CI] (images)")
 
     def band(b: dict[str, Any]) -> str:
         return f"{format_cost(b['value'], b['kind'])} +/- {format_quantity(b['tolerance'])}"
@@ -100,14 +122,20 @@ def format_summary(s: dict[str, Any]) -> str:
         size = f"{p.get('size', 0)}/{p.get('capacity', '?')}"
         best_m = f"{p['best_m']:.4f}" if p.get("best_m") is not None else "-"
         cal = p.get("calibrated")
-        acc = f"{cal['accuracy']:.4f}" if cal else "-"
+        acc = f"{cal['accuracy']:.2%}" if cal else "-"
+        test = test_text(cal) if cal else ""
         lines.append(
-            f"{p['index']:>4}  {band(b):>26}  {b['kind']:>7}  {size:>8}  {best_m:>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}"
+            f"{p['index']:>4}  {band(b):>26}  {b['kind']:>7}  {size:>8}  {best_m:>8}  {acc:>8}  {cost_of(cal, b['kind']):>14}  {test}"
         )
     for p in s.get("other_budgets", []):
         b, cal = p["budget"], p["calibrated"]
-        acc = f"{cal['accuracy']:.4f}" if cal else "-"
-        lines.append(f"{'srch':>4}  {band(b):>26}  {b['kind']:>7}  {'':>8}  {'':>8}  {acc:>14}  {cost_of(cal, b['kind']):>14}")
+        acc = f"{cal['accuracy']:.2%}" if cal else "-"
+        test = test_text(cal) if cal else ""
+        lines.append(f"{'srch':>4}  {band(b):>26}  {b['kind']:>7}  {'':>8}  {'':>8}  {acc:>8}  {cost_of(cal, b['kind']):>14}  {test}")
+    if s.get("test_split"):
+        lines.append(s["test_split"])
+    if s.get("pareto"):
+        lines.append(s["pareto"])
     if not s["calibrated"]:
         lines.append(f"not calibrated yet: pss calibrate {s['run']}" + ("" if s.get("strategy", "pss") == "pss" else f" or pss search {s['run']}"))
     elif s.get("front_method") not in (None, "calibrate"):
@@ -115,10 +143,22 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pareto_summary(front: dict[str, Any]) -> str:
+    """One line: how many calibrated subnets are on the Pareto front of the front's constraint."""
+    kind = front["constraint"]
+    points = [p for p in front_points(front) if kind in p.costs]
+    on = pareto_front(points, kind)
+    return (f"Pareto front ({kind}, validation accuracy): {len(on)} of {len(points)} calibrated subnets; "
+            "`pss export --budget B` takes the most accurate one costing at most B")
+
+
 def format_front(front: dict[str, Any]) -> str:
     unit = front["constraint"]
     what = "pool" if front.get("method", "calibrate") == "calibrate" else f"budget ({front['method']} search)"
-    lines = [f"calibrated top-{front['top_k']} of each {what} on {front['calibration_images']} images (epoch {front['epoch']}):"]
+    by = " chosen by re-measured -CE (--rescore)" if (front.get("selection") or {}).get("metric") == "fresh" else ""
+    lines = [f"calibrated top-{front['top_k']} of each {what}{by} on {front['calibration_images']} images (epoch {front['epoch']}), "
+             f"validated on {front['validation_images']:,} images:"]
+    pareto = {p.key for p in pareto_front(front_points(front), unit)}
     for p in front["pools"]:
         if p["best"] is None:
             lines.append(f"  pool {p['index']}: empty")
@@ -126,10 +166,45 @@ def format_front(front: dict[str, Any]) -> str:
         best = p["candidates"][p["best"]]
         accs = " ".join(f"{c['accuracy']:.3f}" for c in p["candidates"])
         kind = p["budget"].get("kind", unit)  # the pool's own kind (several with extra_constraints)
+        mark = "" if best["key"] in pareto or kind != unit else "  (dominated)"
         lines.append(
-            f"  pool {p['index']} ({p['budget']['label']}): best acc {best['accuracy']:.4f} at "
-            f"{format_cost(best['costs'][kind], kind)}  [top-k: {accs}]"
+            f"  pool {p['index']} ({p['budget']['label']}): best val {best['accuracy']:.2%} at "
+            f"{format_cost(best['costs'][kind], kind)}, {test_text(best)}{mark}  [top-k val: {accs}]"
         )
     for name, r in front["references"].items():
-        lines.append(f"  {name} subnet: acc {r['accuracy']:.4f} at {format_cost(r['costs'][unit], unit)}")
+        lines.append(f"  {name} subnet: val {r['accuracy']:.2%} at {format_cost(r['costs'][unit], unit)}, {test_text(r)}")
+    lines.append(test_split_line(front))
+    lines.append(pareto_summary(front))
+    return "\n".join(lines)
+
+
+def format_export(card: dict[str, Any], out: Any) -> str:
+    """What `pss export` did, in a few lines: why this subnet, what it costs, how accurate, which files."""
+    sel = card.get("selection") or {}
+    kind = sel.get("kind") or card["constraint"]
+    cost = format_cost(card["costs"][kind], kind) if kind in card["costs"] else "?"
+    if sel.get("rule") == "ceiling":
+        why = f"the most accurate calibrated subnet costing at most {format_cost(sel['budget'], kind)}"
+    elif sel.get("rule") == "nearest_pool":
+        why = f"the best of the pool nearest {format_cost(sel['budget'], kind)} ({card['budget']['label']})"
+    else:
+        why = "the subnet asked for by --key"
+    source = card["source"].get("reference")
+    origin = f"the {source} subnet" if source else f"pool {card['source']['pool_index']}"
+    val = card.get("validation")
+    val_text = f"validation {card['accuracy']:.2%}" + (f" ({val['images']:,} images)" if val else "")
+    others = [format_cost(card["costs"][k], k) for k in ("macs", "params", "latency") if k != kind and card["costs"].get(k) is not None]
+    lines = [
+        f"exported {card['key']} to {out}",
+        f"  why      {why}: {origin}",
+        f"  cost     {', '.join([cost, *others])}; input {card['input']['resolution']} px",
+        f"  accuracy {val_text} chose it; "
+        + (test_text(card) if card.get("test") else "no test split, so that figure is optimistic (runs made before pss 0.2)"),
+    ]
+    if sel.get("rule") == "nearest_pool" and sel.get("budget") is not None and card["costs"].get(kind, 0) > sel["budget"]:
+        lines.append(f"  note     it costs more than {format_cost(sel['budget'], kind)}: drop --nearest-pool for a budget ceiling")
+    if card.get("dominated_by"):
+        d = card["dominated_by"]
+        lines.append(f"  note     dominated by {d['key']}: {format_cost(d['costs'][kind], kind)} at validation {d['accuracy']:.2%}")
+    lines.append(f"  files    {', '.join(card['files'].values())}, card.json")
     return "\n".join(lines)

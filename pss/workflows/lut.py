@@ -52,7 +52,7 @@ def check_lut_file(lut: str | Path, n: int = 200, seed: int = 0, progress: bool 
     data = table.data
     spec = build_spec(**{k: v for k, v in data["model"].items() if k != "family"})
     sp = data["space"]
-    space = StructureSpace(spec.dim_names, spec.dim_max, sp["resolutions"], lower_bound=sp["lower_bound"], divisor=sp["divisor"])
+    space = StructureSpace.for_spec(spec, sp["resolutions"], lower_bound=sp["lower_bound"], divisor=sp["divisor"])
     with Progress(0, "timing subnets", bar=progress) as bar:
         result = check_lut(table, spec, space, n=n, seed=seed, progress=bar.update)
     if json_out:

@@ -57,11 +57,11 @@ def calibrated_pools(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory):
-    """Export the middle calibrated pool's subnet once for this module."""
+    """Export the middle calibrated pool's best subnet once for this module (``--nearest-pool``)."""
     pools = calibrated_pools(trained_run)
     pool = pools[len(pools) // 2]
     out = tmp_path_factory.mktemp("export") / "subnet"
-    card = export_subnet(trained_run, pool["budget"]["value"], out)
+    card = export_subnet(trained_run, pool["budget"]["value"], out, nearest_pool=True)
     return {"out": out, "card": card, "pool": pool, "structure": Structure.from_json(card["structure"])}
 
 
@@ -102,6 +102,10 @@ def test_export_writes_files_and_card(trained_run, exported):
     assert on_disk["accuracy"] == best["accuracy"] and 0.0 <= on_disk["accuracy"] <= 1.0
     assert on_disk["macs"] == best["costs"]["macs"] and on_disk["params"] == best["costs"]["params"]
     assert on_disk["budget"]["value"] == pool["budget"]["value"]
+    assert on_disk["selection"] == {"rule": "nearest_pool", "budget": pool["budget"]["value"], "kind": "macs"}
+    assert on_disk["validation"]["images"] == front["validation_images"] == 128
+    assert on_disk["test"]["images"] == front["test_images"] == 128 and on_disk["test_split"].startswith("held-out 10%")
+    assert on_disk["test"]["ci95"][0] <= on_disk["test"]["accuracy"] <= on_disk["test"]["ci95"][1]
 
     run_json = json.loads((trained_run / "run.json").read_text())
     assert Path(on_disk["source"]["run"]) == trained_run.resolve()
@@ -204,7 +208,7 @@ def test_program_runs_in_python_without_pss(exported, reference, tmp_path, child
     torch.testing.assert_close(y, reference["logits"][:3], rtol=0, atol=1e-4)
 
 
-def test_program_macs_match_budget_and_card(exported):
+def test_program_macs_match_the_card(exported):
     card, pool, s = exported["card"], exported["pool"], exported["structure"]
     program = torch.export.load(str(exported["out"] / "model.pt2")).module()
     macs = fvcore_macs(program, torch.zeros(1, 3, s.resolution, s.resolution))
@@ -239,24 +243,41 @@ def test_state_dict_is_sliced_and_weights_only(trained_run, exported, reference)
 
 
 def test_budget_out_of_range_states_the_range(trained_run, tmp_path):
+    """--nearest-pool keeps the old, pool-based meaning and its range check."""
     pools = calibrated_pools(trained_run)
     lo = pools[0]["budget"]["value"] - pools[0]["budget"]["tolerance"]
     hi = pools[-1]["budget"]["value"] + pools[-1]["budget"]["tolerance"]
     for value in (hi * 10, lo / 10):
         out = tmp_path / f"out_{int(value)}"
         with pytest.raises(PssError) as err:
-            export_subnet(trained_run, value, out)
+            export_subnet(trained_run, value, out, nearest_pool=True)
         msg = str(err.value)
         assert format_quantity(lo) in msg and format_quantity(hi) in msg, msg
         assert "\n" not in msg
         assert not out.exists()
 
 
+def test_budget_below_every_subnet_names_the_cheapest(trained_run, tmp_path):
+    """A ceiling under C(min): a one-line error naming the cheapest calibrated subnet (the min subnet) and its cost."""
+    front = json.loads((trained_run / "calibration" / "front.json").read_text())
+    cheapest = front["references"]["min"]
+    out = tmp_path / "never"
+    with pytest.raises(PssError) as err:
+        export_subnet(trained_run, cheapest["costs"]["macs"] - 1, out)
+    msg = str(err.value)
+    assert cheapest["key"] in msg and format_quantity(cheapest["costs"]["macs"]) in msg and "\n" not in msg
+    assert not out.exists()
+    # far above C(max) is fine: a ceiling, the most accurate subnet of all
+    card = export_subnet(trained_run, front["references"]["max"]["costs"]["macs"] * 10, tmp_path / "top", check=False)
+    every = [c for p in front["pools"] for c in p["candidates"]] + list(front["references"].values())
+    assert card["accuracy"] == max(c["accuracy"] for c in every) and card["dominated_by"] is None
+
+
 def test_budget_at_range_edge_is_accepted_and_nearest_pool_wins(trained_run, tmp_path):
     pools = calibrated_pools(trained_run)
     first = pools[0]
     value = first["budget"]["value"] - first["budget"]["tolerance"] * 0.99
-    card = export_subnet(trained_run, value, tmp_path / "edge", check=False)
+    card = export_subnet(trained_run, value, tmp_path / "edge", check=False, nearest_pool=True)
     assert card["source"]["pool_index"] == first["index"]
     assert card["key"] == first["calibrated"]["key"]
 

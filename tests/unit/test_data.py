@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import helpers
-from pss.config import DataConfig
+from pss.config import DataConfig, TrainConfig
 from pss.data import (
     CIFAR10_CLASSES,
     FASHION_MNIST_SYSTEM_DIR,
@@ -50,13 +50,38 @@ def synth() -> TensorImageData:
 @needs_npz
 def test_npz_split_sizes_classes_and_describe(npz_data):
     assert npz_data.name == "npz"
-    assert npz_data.num_train + npz_data.num_val == 5085
-    assert 480 <= npz_data.num_val <= 540  # ~10 % held out
+    assert npz_data.num_train + npz_data.num_val + npz_data.num_test == 5085
+    assert 500 <= npz_data.num_test <= 520  # ~10 % held out for testing first
+    assert 440 <= npz_data.num_val <= 470  # then ~10 % of the rest for validation
     assert npz_data.class_names == CIFAR10_CLASSES
     assert (npz_data.num_classes, npz_data.in_channels, npz_data.native_resolution) == (10, 3, 32)
     info = json.loads(json.dumps(npz_data.describe()))
     assert info["num_train"] == npz_data.num_train and info["source"].endswith("cifar10-train-subset.npz")
     assert len(info["mean"]) == 3 and len(info["std"]) == 3
+
+
+def _image_ids(x: torch.Tensor) -> set[bytes]:
+    return {bytes(img.numpy().tobytes()) for img in x}
+
+
+@needs_npz
+def test_three_splits_are_disjoint_images_and_the_legacy_split_is_unchanged(npz_data):
+    """Selection (val) and reporting (test) never see a training image; runs before test splits read as they were."""
+    train, val, test = _image_ids(npz_data.x_train), _image_ids(npz_data.x_val), _image_ids(npz_data.x_test)
+    assert not (train & test) and not (val & test) and not (train & val)
+    totals = torch.bincount(torch.from_numpy(np.load(NPZ)["y"].astype(np.int64)), minlength=10)
+    assert torch.bincount(npz_data.y_test, minlength=10).tolist() == [round(0.1 * int(n)) for n in totals]  # stratified
+    again = load_data(DataConfig(dataset="npz", npz_path=str(NPZ)))
+    assert torch.equal(again.y_test, npz_data.y_test) and torch.equal(again.x_test, npz_data.x_test)
+    xb, yb = next(iter(npz_data.test_batches(10_000)))
+    assert xb.shape[0] == npz_data.num_test and torch.equal(yb, npz_data.y_test)
+    legacy = load_data(DataConfig(dataset="npz", npz_path=str(NPZ), test_split=False))
+    assert (legacy.num_train, legacy.num_val, legacy.num_test) == (4576, 509, 0)  # the bundled sample run's split before 0.2
+    with pytest.raises(PssError, match="no test split"):
+        legacy.test_batches(64)
+    assert TrainConfig.from_stored({"dataset": "npz"}).test_split is False  # a stored config without the key
+    assert TrainConfig.from_stored({"dataset": "npz", "test_split": True}).test_split is True
+    assert legacy.describe()["test_split"] == "none" and npz_data.describe()["num_test"] == npz_data.num_test
 
 
 @needs_npz
@@ -165,7 +190,7 @@ def test_synthetic_deterministic_and_learnable(synth):
     x2, y2 = make_synthetic(200, seed=4)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert x1.shape == (200, 3, 32, 32) and x1.dtype == torch.uint8
-    assert synth.num_train + synth.num_val == 2000 and synth.num_classes == 10
+    assert synth.num_train + synth.num_val + synth.num_test == 2000 and synth.num_test == 200 and synth.num_classes == 10
     # nearest class centroid on 8x8 thumbnails is far above chance (10 %)
     def feats(x):
         return torch.nn.functional.avg_pool2d(x.float(), 4).flatten(1)
@@ -182,7 +207,7 @@ def test_synthetic_fallback_when_npz_missing(tmp_path):
     cfg = DataConfig(dataset="npz", npz_path=str(tmp_path / "nope.npz"), synthetic_fallback=True)
     with pytest.warns(UserWarning, match="synthetic"):
         d = load_data(cfg)
-    assert d.name == "synthetic" and d.num_train + d.num_val == 2000
+    assert d.name == "synthetic" and d.num_train + d.num_val + d.num_test == 2000
 
 
 def test_cifar_missing_offline_falls_back_or_raises(tmp_path):
@@ -238,6 +263,7 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     d = load_data(DataConfig(dataset="fashion-mnist", data_root=str(tmp_path), download=False))
     assert d.name == "fashion-mnist"
     assert d.num_train + d.num_val == 60000 and d.num_val == 6000
+    assert d.num_test == 10000 and d.test_source == "the official fashion-mnist test set"
     assert (d.in_channels, d.native_resolution, d.num_classes) == (1, 28, 10)
     assert d.class_names[0] == "T-shirt/top" and d.mean == (0.2860,)
     x, y = next(d.train_batches(32, _gen(0)))
@@ -272,7 +298,7 @@ def test_imagenet_subset_class_file_and_remap(image_tree, tmp_path):
     listing = tmp_path / "classes.txt"
     listing.write_text("n003\n\n# comment\nn001\n")
     cfg = DataConfig(dataset="imagenet-subset", imagenet_root=str(image_tree), imagenet_classes=str(listing),
-                     imagenet_resolution=16, num_workers=0)
+                     imagenet_resolution=16, num_workers=0, test_split=False)  # a run from before test splits: val/ validates
     d = load_data(cfg)
     assert isinstance(d, FolderImageData)
     assert d.class_names == ["n003", "n001"] and d.num_classes == 2
@@ -289,12 +315,26 @@ def test_imagenet_subset_class_file_and_remap(image_tree, tmp_path):
     assert all(b.shape == (4, 3, 16, 16) for b, _ in batches)
     assert [t.tolist() for _, t in batches] == [t.tolist() for _, t in d.train_batches(4, _gen(0))]
     assert sum(b.shape[0] for b, _ in d.calibration_batches(7, 4, _gen(0))) == 7
+    assert d.num_test == 0
+
+
+def test_imagenet_subset_reports_on_val_and_selects_on_part_of_train(image_tree):
+    """With a test split, val/ only reports; validation is a stratified part of train/ (one per class here)."""
+    d = load_data(DataConfig(dataset="imagenet-subset", imagenet_root=str(image_tree), imagenet_classes=3,
+                             imagenet_resolution=16, num_workers=0))
+    assert (d.num_train, d.num_val, d.num_test) == (12, 3, 6)
+    val_files = {p for p, _ in d._val.samples}
+    assert all("/train/" in p for p in val_files) and not val_files & {p for p, _ in d._train.samples}
+    assert all("/val/" in p for p, _ in d._test.samples)
+    x, y = (torch.cat(t) for t in zip(*d.test_batches(4)))
+    assert x.shape == (6, 3, 16, 16) and torch.equal(_dominant_channel(x), y)
+    assert sorted(torch.cat([t for _, t in d.val_batches(8)]).tolist()) == [0, 1, 2]
 
 
 def test_imagenet_subset_count_and_errors(image_tree, tmp_path):
     base = dict(dataset="imagenet-subset", imagenet_root=str(image_tree), imagenet_resolution=16, num_workers=0)
     d = load_data(DataConfig(**base, imagenet_classes=2))
-    assert d.class_names == ["n001", "n002"] and d.num_train == 10
+    assert d.class_names == ["n001", "n002"] and d.num_train == 8  # 5 per class, 1 per class validates
     assert load_data(DataConfig(**base, imagenet_classes="3")).num_classes == 3
     _one_line_error(DataConfig(**base, imagenet_classes=4), "3 class folders")
     listing = tmp_path / "bad.txt"

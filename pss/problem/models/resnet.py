@@ -9,7 +9,7 @@ identity); the widths inside each block are free dimensions.
 from __future__ import annotations
 
 from ..space import make_divisible
-from ..spec import IMAGE, BlockSpec, ConvSpec, MaxPoolSpec, NetSpec
+from ..spec import IMAGE, BlockSpec, ConvSpec, MaxPoolSpec, NetSpec, rebuild_options
 
 # CIFAR basic-block ResNet: (width, first stride) per stage; n blocks each.
 BASIC_STAGES: tuple[tuple[int, int], ...] = ((16, 1), (32, 2), (64, 2))
@@ -26,7 +26,7 @@ def _stem(stem: str) -> BlockSpec:
     return BlockSpec((ConvSpec(IMAGE, 0, 3, 1),))
 
 
-def _basic(depth: int, num_classes: int, in_channels: int, width_mult: float, stem: str) -> NetSpec:
+def _basic(depth: int, num_classes: int, in_channels: int, width_mult: float, stem: str, dropout: float | None) -> NetSpec:
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
     n = (depth - 2) // 6
@@ -54,20 +54,27 @@ def _basic(depth: int, num_classes: int, in_channels: int, width_mult: float, st
         prev = stage
     return NetSpec(
         family=f"resnet{depth}", dim_names=tuple(names), dim_max=tuple(maxes), blocks=tuple(blocks),
-        head_in=prev, num_classes=num_classes, in_channels=in_channels,
-        builder=dict(model=f"resnet{depth}", num_classes=num_classes, in_channels=in_channels, width_mult=width_mult, stem=stem),
+        head_in=prev, num_classes=num_classes, in_channels=in_channels, dropout=_rate(dropout),
+        builder=dict(model=f"resnet{depth}", num_classes=num_classes, in_channels=in_channels, width_mult=width_mult, stem=stem,
+                     **rebuild_options(_rate(dropout), 0.0)),
     )
 
 
-def resnet20(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, stem: str = "cifar") -> NetSpec:
-    return _basic(20, num_classes, in_channels, width_mult, stem)
+def _rate(dropout: float | None) -> float:
+    """Classifier dropout: none unless given (the ResNets of He et al. have none)."""
+    return 0.0 if dropout is None else float(dropout)
 
 
-def resnet56(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, stem: str = "cifar") -> NetSpec:
-    return _basic(56, num_classes, in_channels, width_mult, stem)
+def resnet20(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, stem: str = "cifar", dropout: float | None = None) -> NetSpec:
+    return _basic(20, num_classes, in_channels, width_mult, stem, dropout)
 
 
-def resnet50(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, stem: str = "imagenet") -> NetSpec:
+def resnet56(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, stem: str = "cifar", dropout: float | None = None) -> NetSpec:
+    return _basic(56, num_classes, in_channels, width_mult, stem, dropout)
+
+
+def resnet50(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, stem: str = "imagenet",
+             dropout: float | None = None) -> NetSpec:
     """Bottleneck ResNet-50 (stride on the 3x3 conv, as torchvision's v1.5)."""
     names, maxes = ["stem"], [make_divisible(BOTTLENECK_STEM * width_mult, 8)]
     blocks = [_stem(stem)]
@@ -89,6 +96,7 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 
         prev = stage
     return NetSpec(
         family="resnet50", dim_names=tuple(names), dim_max=tuple(maxes), blocks=tuple(blocks),
-        head_in=prev, num_classes=num_classes, in_channels=in_channels,
-        builder=dict(model="resnet50", num_classes=num_classes, in_channels=in_channels, width_mult=width_mult, stem=stem),
+        head_in=prev, num_classes=num_classes, in_channels=in_channels, dropout=_rate(dropout),
+        builder=dict(model="resnet50", num_classes=num_classes, in_channels=in_channels, width_mult=width_mult, stem=stem,
+                     **rebuild_options(_rate(dropout), 0.0)),
     )
