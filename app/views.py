@@ -204,16 +204,15 @@ def front_export(data: RunData, others: list[RunData]) -> None:
             horizontal=True, key="constraint",
         )
     label = COST_LABELS.get(constraint, constraint)
-    lo, hi = analysis.budget_range(data, constraint)
     table = analysis.front_subnets(data, constraint)
-    # a grid from C(min) to C(max) plus every subnet's own cost, so each subnet can be chosen exactly
-    options = sorted({float(v) for v in np.linspace(lo, hi, 201)} | {float(v) for v in table["cost"]})
-    budget = st.select_slider(
-        f"Budget ({label}, a ceiling)", options=options, value=options[len(options) // 2],
-        format_func=lambda v: pss.format_cost(v, constraint), key=f"budget_{constraint}",
+    budgets = analysis.budget_stops(data, constraint)
+    options = list(budgets)
+    shown = st.select_slider(
+        f"Budget ({label}, a ceiling)", options=options, value=options[len(options) // 2], key=f"budget_{constraint}",
         help="The most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost is at most this value: "
         "the same choice as `pss export --budget`. The slider spans the min subnet's cost to the max subnet's.",
     )
+    budget = budgets[shown]
     chosen = analysis.subnet_for_budget(data, budget, constraint)
     other_fronts = {o.name: (o.front, o.references) for o in others if o.front is not None}
     left, right = st.columns([3, 2])
@@ -252,8 +251,9 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     if data.front_doc and not data.front_doc.get("test_images"):
         st.caption("This run has no test split (made before pss 0.2, or test_split=false): the accuracies below are on the "
                    "validation split that also chose the subnets, so they are optimistic.")
+    costs = ["macs", "params"] if constraint in ("macs", "params") else ["cost", "macs", "params"]
     shown = table.assign(test_ci=[_interval(r) for _, r in table.iterrows()])[
-        ["source", "key", "accuracy", "test_acc", "test_ci", "cost", "macs", "params", "m", "pareto", "dominated_by"]]
+        ["source", "key", "accuracy", "test_acc", "test_ci", *costs, "m", "pareto", "dominated_by"]]
     st.dataframe(
         shown, hide_index=True, width="stretch", key="front_table", on_select="rerun", selection_mode="single-row",
         column_config={"accuracy": st.column_config.NumberColumn("val. accuracy", format="percent", help="chose the subnet (Eq. 5)"),
@@ -299,8 +299,8 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     else:
         c2.metric("Test accuracy", "–", help="this run has no test split")
         st.caption("No test split in this run: the validation accuracy also chose this subnet, so it is optimistic.")
-    c1.metric("MACs", pss.format_cost(chosen["macs"], "macs"))
-    c2.metric("Parameters", pss.format_cost(chosen["params"], "params"))
+    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
+    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
     st.metric("Input", f"{int(chosen['resolution'])} px")
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")

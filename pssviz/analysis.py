@@ -17,6 +17,7 @@ from pss.evaluate.selection import FrontPoint, best_within, dominated_by, pareto
 from pss.io.run import RunDir
 from pss.io.run import subnet_for_budget as _subnet_for_budget
 from pss.problem.problem import Problem
+from pss.units import format_cost
 
 from .load import RunData, width_ratios, widths_of
 
@@ -226,6 +227,21 @@ def budget_range(data: RunData, column: str = "cost") -> tuple[float, float]:
         values += list(data.references[column])
     values = [float(v) for v in values if pd.notna(v)]
     return min(values), max(values)
+
+
+def budget_stops(data: RunData, kind: str | None = None, steps: int = 200) -> dict[str, float]:
+    """The budget slider's stops, in human units ("8.79M MACs") -> budget.
+
+    ``steps`` equal steps from C(min) to C(max) plus every calibrated subnet's own cost, so each
+    subnet can be chosen exactly; of values that print alike, the larger (a ceiling keeps both).
+    """
+    kind = kind or data.front_constraint or data.constraint
+    lo, hi = budget_range(data, kind)
+    table = front_subnets(data, kind)
+    out: dict[str, float] = {}
+    for v in sorted({float(v) for v in np.linspace(lo, hi, steps + 1)} | {float(v) for v in table["cost"]}):
+        out[format_cost(v, kind)] = v
+    return out
 
 
 def front_budgets(data: RunData) -> pd.DataFrame:

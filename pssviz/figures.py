@@ -469,7 +469,7 @@ def width_profile_figure(profiles: pd.DataFrame, n_pools: int | None = None) -> 
         traces.append(_scatter(
             x=g["name"].astype(str).to_numpy(dtype=object), y=g["ratio"].to_numpy(float), name=name, legendgroup=f"pool{t}",
             mode="lines+markers" if best else "lines",
-            line=dict(color=colors[t], dash="solid" if best else "dash", width=2 if best else 1.4),
+            line=dict(color=colors[t] if 0 <= t < len(colors) else "#111", dash="solid" if best else "dash", width=2 if best else 1.4),
             marker=dict(size=6), customdata=custom,
             hovertemplate=(f"<b>{name}</b> ({lab})<br>layer %{{x}}: %{{customdata[0]}} / %{{customdata[1]}} = %{{y:.3f}}"
                            "<br>cost %{customdata[2]:.4~s}, r = %{customdata[3]}<extra></extra>")))

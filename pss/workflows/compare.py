@@ -1,8 +1,10 @@
 """`pss compare`: calibrated accuracy of several runs at the same budgets.
 
 For every budget B and every run, the most accurate calibrated subnet whose
-cost is at most B (Eq. 5 over the run's whole calibrated front, as the
-dashboard's export slider does). Runs trained with different strategies (PSS,
+cost is at most B (:func:`pss.io.run.subnet_for_budget`: Eq. 5 over the run's
+whole calibrated front, min and max subnets included, the function behind
+`pss export --budget` and the dashboard's slider), reported with its test
+accuracy and 95% interval when the run has a test split. Runs trained with different strategies (PSS,
 US-Net uniform, MutualNet, random, PSE) are compared on equal terms because
 each has a calibrated front (`pss calibrate` or `pss search`).
 
@@ -17,15 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PssError
-from ..evaluate.selection import FrontPoint, best_within
 from ..io.comparison import comparison_document
-from ..io.run import front_candidates, open_run
+from ..io.run import candidate_test, front_points, open_run, subnet_for_budget
 from ..units import format_quantity, parse_quantity
-
-
-def front_points(front: dict[str, Any]) -> list[FrontPoint]:
-    """Every calibrated candidate of a front (references excluded: they are not pool members)."""
-    return [FrontPoint(c["key"], float(c["accuracy"]), dict(c["costs"])) for _, c in front_candidates(front)]
 
 
 def default_budgets(front: dict[str, Any]) -> list[float]:
@@ -63,8 +59,12 @@ def compare_runs(
             raise PssError(f"run {run.path} has no {constraint!r} costs in its front; compare with --constraint macs or params")
         rows = []
         for b in values:
-            best = best_within(points, b, constraint)
-            rows.append(None if best is None else {"key": best.key, "accuracy": best.accuracy, "cost": best.costs[constraint]})
+            try:
+                _, best = subnet_for_budget(front, b, constraint)
+            except PssError:  # nothing of this run fits under b
+                rows.append(None)
+                continue
+            rows.append({"key": best["key"], "accuracy": best["accuracy"], "cost": best["costs"][constraint], "test": best.get("test")})
         run_json = run.read_run()
         entries.append({
             "name": name,
@@ -84,17 +84,34 @@ def _unique_names(paths: list[Path]) -> list[str]:
 
 
 def format_comparison(comparison: dict[str, Any]) -> str:
-    """A plain-text table: one row per budget, per run accuracy @ cost."""
+    """A plain-text table: one row per budget, per run test (else validation) accuracy @ cost."""
     unit = comparison["constraint"]
     names = [r["name"] for r in comparison["runs"]]
-    width = max(18, *(len(n) + 2 for n in names))
+    width = max(30, *(len(n) + 2 for n in names))
     head = f"{'budget (' + unit + ')':>16}" + "".join(f"{n:>{width}}" for n in names)
     lines = [head]
+    tested = all(row is None or row.get("test") for r in comparison["runs"] for row in r["results"])
     for i, b in enumerate(comparison["budgets"]):
         cells = []
         for r in comparison["runs"]:
             row = r["results"][i]
-            cells.append(f"{'-':>{width}}" if row is None else f"{row['accuracy'] * 100:>{width - 11}.2f}% @ {format_quantity(row['cost']):>7}")
+            if row is None:
+                cells.append(f"{'-':>{width}}")
+                continue
+            test = candidate_test(row)
+            if tested and test is not None:
+                lo, hi = test.interval
+                text = f"{100 * test.value:.1f}% [{100 * lo:.1f},{100 * hi:.1f}] @ {format_quantity(row['cost'])}"
+            else:
+                text = f"val {row['accuracy'] * 100:.2f}% @ {format_quantity(row['cost'])}"
+            cells.append(f"{text:>{width}}")
         lines.append(f"{format_quantity(b):>16}" + "".join(cells))
-    lines.append("accuracy of the most accurate calibrated subnet with cost <= budget ('-': none fits)")
+    if tested:
+        n = next((row["test"]["images"] for r in comparison["runs"] for row in r["results"] if row), 0)
+        lines.append(f"test accuracy [95% Wilson interval] on {n:,} test images of the most accurate calibrated subnet "
+                     "(chosen on validation) with cost <= budget ('-': none fits); intervals that overlap do not "
+                     "establish a difference")
+    else:
+        lines.append("validation accuracy of the most accurate calibrated subnet with cost <= budget ('-': none fits); "
+                     "some runs have no test split, so these figures also chose the subnets and are optimistic")
     return "\n".join(lines)

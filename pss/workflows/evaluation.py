@@ -123,7 +123,7 @@ def write_calibrated_front(
     space = trained.problem.space
     bn_stats = {c.structure.key: evaluator.stats_of(c.structure) for cands in per_pool for c in cands}
     if evaluator.data.has_test:
-        progress.update(progress.done, progress.total + len(bn_stats), "measuring test accuracy")
+        progress.extend(len(bn_stats))
         tested = []
         for cands in per_pool:
             tested.append([])

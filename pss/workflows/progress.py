@@ -33,6 +33,10 @@ class Progress:
         if self.on_progress is not None:
             self.on_progress(self.done, self.total, message)
 
+    def extend(self, more: int) -> None:
+        """``more`` items of work found on the way; shown with the next tick."""
+        self.total += int(more)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -17,7 +17,8 @@ import pytest
 
 from pss.config import list_presets, load_config
 from pss.problem.models import MODELS
-from pss.units import format_quantity
+from pss.io.run import subnet_for_budget
+from pss.units import format_quantity, parse_quantity
 
 from helpers import assert_user_error, one_line_error, run_cli  # noqa: E402
 
@@ -208,13 +209,29 @@ def test_export_malformed_budget(capsys, trained_run, tmp_path, tree_state):
     assert tree_state(trained_run) == before
 
 
-def test_export_out_of_range_budget_states_range(capsys, trained_run, tmp_path):
+def test_export_budget_below_every_subnet_names_the_cheapest(capsys, trained_run, tmp_path):
+    front = json.loads((trained_run / "calibration" / "front.json").read_text())
+    cheapest = front["references"]["min"]
+    line = assert_user_error(capsys, "export", trained_run, "--budget", "1K", "--out", tmp_path / "exp")
+    assert cheapest["key"] in line and format_quantity(cheapest["costs"]["macs"]) in line, line
+    assert not (tmp_path / "exp").exists()
+
+
+def test_export_nearest_pool_out_of_range_states_range(capsys, trained_run, tmp_path):
     summary = json.loads(run_cli(capsys, "info", trained_run, "--json")[1])
     pools = [p for p in summary["pools"] if "calibrated" in p]
     lo = pools[0]["budget"]["value"] - pools[0]["budget"]["tolerance"]
     hi = pools[-1]["budget"]["value"] + pools[-1]["budget"]["tolerance"]
-    line = assert_user_error(capsys, "export", trained_run, "--budget", "900G", "--out", tmp_path / "exp")
+    line = assert_user_error(capsys, "export", trained_run, "--budget", "900G", "--nearest-pool", "--out", tmp_path / "exp")
     assert format_quantity(lo) in line and format_quantity(hi) in line, line
+    assert not (tmp_path / "exp").exists()
+
+
+def test_export_needs_a_budget_or_a_key(capsys, trained_run, tmp_path):
+    assert_user_error(capsys, "export", trained_run, "--out", tmp_path / "exp")
+    assert_user_error(capsys, "export", trained_run, "--key", "r1-1", "--budget", "5M", "--out", tmp_path / "exp")
+    line = assert_user_error(capsys, "export", trained_run, "--key", "r32-not-a-subnet", "--out", tmp_path / "exp")
+    assert "not in the calibrated front" in line
     assert not (tmp_path / "exp").exists()
 
 
@@ -256,8 +273,8 @@ def test_argparse_errors_are_one_line(capsys, tmp_path):
     assert "--out" in line
     line = assert_user_error(capsys, "frobnicate")
     assert "frobnicate" in line
-    line = assert_user_error(capsys, "export", tmp_path)  # --budget and --out missing
-    assert "--budget" in line
+    line = assert_user_error(capsys, "export", tmp_path, "--out", tmp_path / "x")  # neither --budget nor --key
+    assert "--budget" in line and "--key" in line
 
 
 def test_out_is_a_file(capsys, tmp_path):
@@ -353,8 +370,13 @@ def test_export_via_cli(capsys, trained_run, tmp_path):
     assert code == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == ["card.json", "model.onnx", "model.pt2", "state_dict.pt"]
     card = json.loads((out_dir / "card.json").read_text())
-    assert card["key"] == pool["calibrated"]["key"]
-    assert card["key"] in out and str(out_dir) in out
+    front = json.loads((trained_run / "calibration" / "front.json").read_text())
+    assert card["key"] == subnet_for_budget(front, parse_quantity(budget))[1]["key"]
+    assert card["costs"]["macs"] <= parse_quantity(budget) and card["selection"]["rule"] == "ceiling"
+    assert card["key"] in out and str(out_dir) in out and "at most" in out and "test " in out
+    code, out, err = run_cli(capsys, "export", trained_run, "--budget", budget, "--nearest-pool", "--out", tmp_path / "pool")
+    assert code == 0, err
+    assert json.loads((tmp_path / "pool" / "card.json").read_text())["key"] == pool["calibrated"]["key"]
 
 
 # ------------------------------------------------------------------ resume/force

@@ -26,15 +26,15 @@ def test_compare_cli_table_file_and_dashboard_overlay(trained_run, tmp_path, cap
     a = shutil.copytree(trained_run, tmp_path / "pss")
     b = shutil.copytree(trained_run, tmp_path / "other")
     front = json.loads((b / "calibration" / "front.json").read_text())
-    for pool in front["pools"]:  # make the second run measurably worse
-        for c in pool["candidates"]:
-            c["accuracy"] = max(0.0, c["accuracy"] - 0.05)
+    for c in [c for pool in front["pools"] for c in pool["candidates"]] + list(front["references"].values()):
+        c["accuracy"] = max(0.0, c["accuracy"] - 0.05)  # make the second run measurably worse (references count too)
     (b / "calibration" / "front.json").write_text(json.dumps(front))
     thetas = [p["budget"]["value"] for p in front["pools"]]
     budgets = ",".join(f"{t:.0f}" for t in thetas[:2]) + ",1"
     assert main(["compare", str(a), str(b), "--budgets", budgets]) == 0
     out, err = capsys.readouterr()
     assert "pss" in out and "other" in out and "-" in out
+    assert "95% Wilson interval" in out and "%  [" not in out and "] @ " in out  # test accuracy [interval] @ cost
     path = a / "comparisons" / "pss-vs-other.json"
     assert path.is_file() and str(path) in err
     doc = json.loads(path.read_text())
@@ -44,6 +44,7 @@ def test_compare_cli_table_file_and_dashboard_overlay(trained_run, tmp_path, cap
         if ra is not None:
             assert rb["accuracy"] == pytest.approx(max(0.0, ra["accuracy"] - 0.05))
             assert ra["cost"] <= max(doc["budgets"])
+            assert ra["test"]["images"] > 0 and ra["test"]["ci95"][0] <= ra["test"]["accuracy"] <= ra["test"]["ci95"][1]
 
     data = pssviz.load_run(a)
     assert list(data.comparisons) == ["pss-vs-other"]

@@ -31,6 +31,7 @@ from pss.problem.space import StructureSpace, resolution_range
 from pss.sampling.marginals import StructureDistributionSampler
 from pss.sampling.pools import SubnetPool
 from pss.sampling.strategies import PssStrategy
+from pss.io.run import subnet_for_budget
 from pss.workflows.export import export_subnet, pool_for_budget
 
 
@@ -214,17 +215,24 @@ def test_export_by_params_budget(multi_run, tmp_path):
     params_pools = [p for p in front["pools"] if p["budget"]["kind"] == "params" and p["best"] is not None]
     assert params_pools
     target = params_pools[0]
-    card = export_subnet(multi_run, target["budget"]["value"], tmp_path / "params", kind="params", check=False)
+    value = target["budget"]["value"]
+    card = export_subnet(multi_run, value, tmp_path / "params", kind="params", check=False)
+    assert card["selection"] == {"rule": "ceiling", "budget": value, "kind": "params"} and card["params"] <= value
+    assert card["key"] == subnet_for_budget(front, value, "params")[1]["key"]
+    assert _validate("card", card) == []
+    card = export_subnet(multi_run, value, tmp_path / "params-pool", kind="params", check=False, nearest_pool=True)
     assert card["budget"]["kind"] == "params" and card["source"]["pool_index"] == target["index"]
     assert card["key"] == target["candidates"][target["best"]]["key"]
     assert Budget.from_json(card["budget"]).contains(card["params"])
     assert _validate("card", card) == []
-    # the default kind is the primary one; a params value is out of the macs range
+    # the default kind is the primary one; a params value is below every subnet's MACs
     macs_pool = pool_for_budget(front, front["pools"][0]["budget"]["value"])
     assert macs_pool["budget"]["kind"] == "macs"
+    with pytest.raises(PssError, match="cheapest"):
+        export_subnet(multi_run, value, tmp_path / "never")
     with pytest.raises(PssError, match="outside this run's range"):
-        export_subnet(multi_run, target["budget"]["value"], tmp_path / "never")
-    with pytest.raises(PssError, match="no latency pools"):
+        export_subnet(multi_run, value, tmp_path / "never", nearest_pool=True)
+    with pytest.raises(PssError, match="no subnets with a latency cost"):
         export_subnet(multi_run, 1.0, tmp_path / "never", kind="latency")
     assert not (tmp_path / "never").exists()
 

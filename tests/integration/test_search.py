@@ -321,7 +321,7 @@ def test_export_works_on_a_searched_run(searched, method, tmp_path):
     run, front = searched[method]["run"], searched[method]["front"]
     pool = front["pools"][-1]
     out = tmp_path / "export"
-    assert main(["export", str(run), "--budget", repr(pool["budget"]["value"]), "--out", str(out)]) == 0
+    assert main(["export", str(run), "--budget", repr(pool["budget"]["value"]), "--nearest-pool", "--out", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["key"] == pool["candidates"][pool["best"]]["key"]
     assert card["check"]["max_abs_diff_vs_supernet"] < 1e-4

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 import helpers
+from pss.io.run import subnet_for_budget
+from pss.units import format_cost
+import pssviz
+from pssviz import analysis
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -72,20 +76,26 @@ def _chosen_key(at: AppTest) -> str:
 
 
 def test_budget_slider_changes_the_chosen_subnet(monkeypatch):
+    """The slider spans C(min)..C(max) in human units and picks what `pss export --budget` picks."""
     at = _goto(_app(SAMPLE.parent, monkeypatch), "Front & Export")
-    slider = at.slider(key="budget_macs")
-    lo, hi = slider.min, slider.max
-    slider.set_value(lo).run()
-    _assert_clean(at)
-    cheap = _chosen_key(at)
-    at.slider(key="budget_macs").set_value(hi).run()
-    dear = _chosen_key(at)
-    assert cheap != dear
     front = json.loads((SAMPLE / "calibration" / "front.json").read_text())
-    keys = {c["key"]: c for p in front["pools"] for c in p["candidates"]}
-    assert keys[cheap]["costs"]["macs"] <= lo
-    best = max(keys.values(), key=lambda c: c["accuracy"])
-    assert keys[dear]["accuracy"] == best["accuracy"]
+    refs = front["references"]
+    slider = at.select_slider(key="budget_macs")
+    assert slider.options[0] == format_cost(refs["min"]["costs"]["macs"], "macs")  # e.g. "4.508M MACs"
+    assert slider.options[-1] == format_cost(refs["max"]["costs"]["macs"], "macs")
+    lo, hi = refs["min"]["costs"]["macs"], refs["max"]["costs"]["macs"]
+    stops = analysis.budget_stops(pssviz.load_run(SAMPLE), "macs")
+    assert list(stops) == slider.options
+    chosen = {}
+    for b in (lo, (lo + hi) / 2, hi):
+        label = min(stops, key=lambda o: abs(stops[o] - b))
+        at.select_slider(key="budget_macs").set_value(label).run()
+        _assert_clean(at)
+        chosen[b] = _chosen_key(at)
+        assert chosen[b] == subnet_for_budget(front, stops[label])[1]["key"], f"dashboard and `pss export` disagree at {label}"
+    assert chosen[lo] == refs["min"]["key"]
+    every = [c for p in front["pools"] for c in p["candidates"]] + list(refs.values())
+    assert max(every, key=lambda c: c["accuracy"])["accuracy"] == next(c for c in every if c["key"] == chosen[hi])["accuracy"]
     assert any("Download" in b.label for b in at.get("download_button")) or at.get("download_button")
 
 
@@ -155,7 +165,7 @@ def test_uncalibrated_run_offers_calibration_and_runs_it(uncalibrated_run_copy, 
     assert (uncalibrated_run_copy / "calibration" / "front.json").is_file()
     at.run()
     _assert_clean(at)
-    assert at.slider(key="budget_macs") is not None
+    assert at.select_slider(key="budget_macs") is not None
     assert _charts(at) >= 1
 
 

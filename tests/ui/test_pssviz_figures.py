@@ -330,17 +330,25 @@ def test_width_profile_best_and_uniform(tiny):
 
 # ---------------------------------------------------------------------------- the front
 @pytest.mark.parametrize("x", ["cost", "macs", "params"])
-def test_front_best_line_references_and_highlight(tiny, x):
+def test_front_pareto_line_dominated_bests_references_and_highlight(tiny, x):
     front, refs = tiny.front, tiny.references
     key = front[~front["is_best"]]["key"].iloc[0]
     fig = figures.front_figure(front, refs, x=x, highlight_key=key, budgets=tiny.budgets)
-    best = front[front["is_best"]].sort_values(x)
-    line = by_name(fig, "PSS front")
-    np.testing.assert_allclose(line.x, best[x])
-    np.testing.assert_allclose(line.y, 100 * best["accuracy"])
-    assert list(line.text) == list(best["key"])
-    rest = by_name(fig, "top-k candidates")
-    assert len(rest.x) == (~front["is_best"]).sum() and rest.marker.size < line.marker.size
+    table = analysis.subnet_table(front, refs, x)
+    pareto = table[table["pareto"]].sort_values(x)
+    line = by_name(fig, "Pareto front")
+    np.testing.assert_allclose(line.x, pareto[x])
+    np.testing.assert_allclose(line.y, 100 * pareto["accuracy"])
+    assert list(line.text) == list(pareto["key"]) and line.line.shape == "hv"
+    assert np.all(np.diff(np.asarray(line.y)) > 0)  # a Pareto front only rises with cost
+    # every point off the line is beaten by a cheaper-or-equal, more accurate one
+    for _, row in table[~table["pareto"]].iterrows():
+        win = table[table["key"] == row["dominated_by"]].iloc[0]
+        assert win[x] <= row[x] and win["accuracy"] >= row["accuracy"]
+    beaten = front[front["is_best"] & ~front["key"].isin(pareto["key"])]
+    if len(beaten):
+        dom = by_name(fig, "pool best, dominated")
+        assert set(dom.text) == set(beaten["key"]) and dom.marker.symbol == "circle-open"
     mx, mn = by_name(fig, "max φ"), by_name(fig, "min φ")
     assert mx.marker.symbol == "star" and mn.marker.symbol == "diamond"
     assert mx.y[0] == pytest.approx(82.0) and mx.x[0] == refs.set_index("name").loc["max", x]
@@ -360,8 +368,9 @@ def test_front_others_uniform_and_no_highlight(tiny):
     other = tiny.front.assign(accuracy=tiny.front["accuracy"] - 0.1)
     uniform = pd.DataFrame({"cost": [3.0e6, 1.0e6], "accuracy": [0.7, 0.4]})
     fig = figures.front_figure(tiny.front, tiny.references, others={"baseline": (other, tiny.references)}, uniform=uniform)
-    base = by_name(fig, "baseline")
-    np.testing.assert_allclose(base.y, 100 * other[other["is_best"]].sort_values("cost")["accuracy"])
+    base = by_name(fig, "baseline (Pareto)")
+    o_table = analysis.subnet_table(other, tiny.references, "cost")
+    np.testing.assert_allclose(base.y, 100 * o_table[o_table["pareto"]].sort_values("cost")["accuracy"])
     assert base.line.dash == "dash"
     uni = by_name(fig, "uniform-width")
     assert list(uni.x) == [1.0e6, 3.0e6] and uni.line.dash == "dash"
@@ -369,7 +378,7 @@ def test_front_others_uniform_and_no_highlight(tiny):
     missing = figures.front_figure(tiny.front, tiny.references, highlight_key="no-such-key")
     assert "selected" not in [tr.name for tr in missing.data]
     refs_only = figures.front_figure(None, tiny.references, highlight_key=tiny.references["key"].iloc[0])
-    assert {tr.name for tr in refs_only.data} == {"max φ", "min φ", "selected"}
+    assert {tr.name for tr in refs_only.data} == {"Pareto front", "max φ", "min φ", "selected"}  # the references alone
     with pytest.raises(ValueError, match="latency"):
         figures.front_figure(tiny.front, tiny.references, x="latency")
 
@@ -412,9 +421,9 @@ def test_generated_run(generated):
     prof = analysis.width_profiles(generated, pools=[0, len(generated.budgets) - 1])
     fig = figures.width_profile_figure(prof)
     assert len(fig.data) == 4 and sum(tr.name.startswith("uniform ×") for tr in fig.data) == 2
-    line = by_name(figs["front"], "PSS front")
-    best = generated.front[generated.front["is_best"]].sort_values("cost")
-    np.testing.assert_allclose(line.x, best["cost"])
+    line = by_name(figs["front"], "Pareto front")
+    table = analysis.front_subnets(generated)
+    np.testing.assert_allclose(line.x, table[table["pareto"]].sort_values("cost")["cost"])
     for f in figs.values():
         f.to_json()
 

@@ -190,12 +190,15 @@ def test_best_within_budget_is_eq5_over_the_front():
     assert analysis.best_within_budget(None, 10) is None
 
 
-def test_budget_range_starts_at_the_cheapest_candidate(gen_run):
+def test_budget_range_spans_the_min_to_the_max_subnet(gen_run):
     data = pssviz.load_run(gen_run)
     lo, hi = analysis.budget_range(data)
-    assert lo == data.front["cost"].min()
-    assert hi == max(data.front["cost"].max(), data.references["cost"].max())
-    assert analysis.best_within_budget(data.front, lo) is not None
+    refs = data.references.set_index("name")["cost"]
+    assert (lo, hi) == (refs["min"], refs["max"])
+    assert lo <= data.front["cost"].min()
+    chosen = analysis.subnet_for_budget(data, lo)
+    assert chosen is not None and chosen["cost"] <= lo
+    assert analysis.subnet_for_budget(data, lo - 1) is None
 
 
 def test_pool_table_joins_accuracy_only_for_the_calibrated_epoch(gen_run):
