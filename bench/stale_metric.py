@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pss
-from pss.evaluate.statistics import rank_correlation
 from pss.io.run import candidate_test, open_run, subnet_for_budget
 
 
@@ -59,7 +58,6 @@ def main() -> None:
         fresh = _calibrate_copy(args.run, root, "fresh", True, args.top_k, args.images)
 
     snapshot = open_run(args.run).latest_snapshot()
-    fresh_of = {c["key"]: c["fresh_m"] for p in fresh["pools"] for c in p["candidates"]}
     print(f"\nrank correlation (Spearman) of stored m and fresh -CE inside each pool, on "
           f"{fresh['selection']['images']:,} training images:")
     rhos = fresh["selection"]["rank_correlation"]
