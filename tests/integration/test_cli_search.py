@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pss.cli import main
+from pss.io.run import subnet_for_budget
 
 
 @pytest.mark.slow
@@ -23,8 +24,11 @@ def test_search_cli_random_then_export_info_compare(run_copy, tmp_path, capsys):
     pool = front["pools"][0]
     best = pool["candidates"][pool["best"]]
     assert abs(best["costs"]["macs"] - pool["budget"]["value"]) <= pool["budget"]["tolerance"]
-    assert main(["export", str(run_copy), "--budget", f"{theta:.0f}", "--out", str(tmp_path / "subnet")]) == 0
+    assert main(["export", str(run_copy), "--budget", f"{theta:.0f}", "--nearest-pool", "--out", str(tmp_path / "subnet")]) == 0
     assert json.loads((tmp_path / "subnet" / "card.json").read_text())["key"] == best["key"]
+    assert main(["export", str(run_copy), "--budget", f"{theta:.0f}", "--out", str(tmp_path / "ceiling")]) == 0
+    card = json.loads((tmp_path / "ceiling" / "card.json").read_text())
+    assert card["costs"]["macs"] <= float(f"{theta:.0f}") and card["key"] == subnet_for_budget(front, float(f"{theta:.0f}"))[1]["key"]
     assert main(["info", str(run_copy)]) == 0
     assert main(["compare", str(run_copy), "--budgets", f"{theta * 1.2:.0f}"]) == 0
 
