@@ -81,12 +81,10 @@ def main() -> None:
     assert not at.exception, at.exception
     print(f"switch to Front & Export: {page * 1000:.0f} ms")
 
-    slider = at.slider(key="budget_macs")
-    lo, hi = slider.min, slider.max
+    options = at.select_slider(key="budget_macs").options  # stops in human units, C(min)..C(max)
     times = []
     for i in range(args.moves):
-        value = lo + (hi - lo) * ((i * 0.37) % 1.0)
-        at.slider(key="budget_macs").set_value(value)
+        at.select_slider(key="budget_macs").set_value(options[int((len(options) - 1) * ((i * 0.37) % 1.0))])
         times.append(_timed(at.run))
         assert not at.exception, at.exception
     med, worst = statistics.median(times), max(times)
