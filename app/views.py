@@ -307,7 +307,8 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     if chosen["is_reference"]:
         st.markdown(f"The **{chosen['source']}** subnet (a reference, calibrated like the pools' candidates).")
     else:
-        st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by m.")
+        by = "re-measured −CE" if (data.front_doc or {}).get("selection", {}).get("metric") == "fresh" else "m"
+        st.markdown(f"From pool **{chosen['label']}** (θ ± δ), candidate {int(chosen['candidate']) + 1} by {by}.")
     if chosen.get("dominated_by"):
         st.warning(f"Dominated by {chosen['dominated_by']}, which costs no more and is more accurate.")
     st.code(chosen["key"], language=None, wrap_lines=True)

@@ -30,13 +30,14 @@ from .workflows.loaded import TrainedRun, load_trained
 from .workflows.lut import build_lut_file, check_lut_file
 from .workflows.pack import pack_checkpoint
 from .workflows.search import search_run as search
+from .workflows.study import format_report, run_study
 from .workflows.train import train
 
 __all__ = [
     "ALLOW_REMOTE_ENV", "ANY_FOLDER_ENV", "RUNS_ENV", "run_dashboard",
     "PssError", "RunDir", "Structure", "TrainConfig", "TrainedRun", "__version__", "build_lut_file", "calibrate",
     "check_lut_file", "compare_runs", "export_candidate", "export_name", "export_subnet", "format_comparison",
-    "format_cost", "format_export", "format_front", "format_quantity", "format_summary", "list_presets", "load_config", "load_subnet",
+    "format_cost", "format_export", "format_front", "format_quantity", "format_report", "run_study", "format_summary", "list_presets", "load_config", "load_subnet",
     "load_trained", "open_run", "pack_checkpoint", "parse_quantity", "read_comparison", "run_summary", "search", "train",
     "write_comparison",
 ]

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pss-explorer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare,
+    for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare, _add_study,
                 _add_dashboard):
         add(sub)
     return p
@@ -266,6 +266,46 @@ def _add_compare(sub) -> None:
     m.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
 
 
+STUDY_EPILOG = """a study file (YAML):
+  description: PSS vs baselines on Fashion-MNIST
+  recipe: fashion-mnist-resnet20          # a preset or a config file, as `pss train` takes
+  set: {epochs: 10}                       # config overrides for every run
+  strategies: [pss, uniform, mutual, random, pse]
+  seeds: [0, 1, 2]
+  budgets: [10M, 15M, 20M]                # ceilings; omit for the pools' upper edges theta + delta
+  evaluations: 16                         # calibrated subnets per budget, the same for every strategy
+  selection: {random: evolution}          # optional; defaults: pss calibrate (its pools), uniform and
+                                          # mutual uniform-width search, random and pse evolution
+writes STUDY_DIR/study.yaml, runs/<strategy>-s<seed>/ (ordinary runs: the dashboard opens them),
+study.json (every number) and report.md; run the same command again to continue an interrupted study."""
+
+
+def _add_study(sub) -> None:
+    """pss study"""
+    s = sub.add_parser(
+        "study",
+        help="compare training strategies over seeds with paired statistics on the test split",
+        description="Train every (strategy, seed) of a study file as an ordinary run (finished runs are skipped, "
+        "interrupted ones resumed), give each its per-budget subnets with the same number of calibrated evaluations, "
+        "then report per budget each strategy's test accuracy (mean over seeds, bootstrap 95%% interval) and the "
+        "paired difference pss minus each baseline on the same test images (bootstrap interval, significance at 5%%, "
+        "McNemar's exact test per seed).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=STUDY_EPILOG,
+    )
+    s.add_argument("study", metavar="STUDY.yaml", help="the study file")
+    s.add_argument("--out", required=True, metavar="STUDY_DIR", help="directory of the study (new, empty, or this study's)")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _cmd_study(args) -> int:
+    doc = api.run_study(args.study, args.out, device=args.device, progress=not args.quiet)
+    print(api.format_report(doc))
+    print(f"study written to {Path(args.out).expanduser() / 'study.json'} and report.md", file=sys.stderr)
+    return 0
+
+
 def _cmd_search(args) -> int:
     knobs = {k: v for k, v in (("population", args.population), ("parents", args.parents),
                                ("mutation_prob", args.mutation_prob), ("generations", args.generations)) if v is not None}
@@ -372,7 +412,7 @@ def _cmd_dashboard(args) -> int:
     return api.run_dashboard(args.runs, args.port, args.any_folder, args.allow_remote)
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut, "dashboard": _cmd_dashboard}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut, "dashboard": _cmd_dashboard, "study": _cmd_study}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

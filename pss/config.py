@@ -370,3 +370,103 @@ def config_keys_help() -> str:
         lines.append(f" {section.__doc__.splitlines()[0].rstrip('.')}:")
         lines += [f"  {f.name} = {getattr(cfg, f.name)!r}" for f in fields(section)]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- studies
+STUDY_SELECTIONS = ("calibrate", "uniform", "random", "evolution")
+"""How a study gives a trained run its per-budget subnets: `pss calibrate` (the pools) or a `pss search` method."""
+
+DEFAULT_SELECTION = {"pss": "calibrate", "uniform": "uniform", "mutual": "uniform", "random": "evolution", "pse": "evolution"}
+"""PSS by its pools; US-Net and MutualNet by uniform-width search (the subnets they train); random and
+PSE-Net by the evolutionary search (PSE-Net Sec. 3.3)."""
+
+
+@dataclass
+class StudyConfig:
+    """A comparison of training strategies (``pss study``): one recipe, several strategies and seeds.
+
+    Every (strategy, seed) is an ordinary run trained from ``recipe`` + ``set`` + its strategy and seed;
+    every strategy gets ``evaluations`` calibrated evaluations per budget to choose its subnets
+    (``selection``), so selection effort is equal; all are compared at the same budget ceilings.
+    """
+
+    recipe: str = "sample"
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strategies: list[str] = dataclasses.field(default_factory=lambda: ["pss", "uniform", "mutual", "random", "pse"])
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
+    budgets: list[str] | None = None  # ceilings ("6M", 7.5e6); null: the recipe's pools' upper edges theta + delta
+    evaluations: int = 16
+    selection: dict[str, str] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def method(self, strategy: str) -> str:
+        return self.selection.get(strategy, DEFAULT_SELECTION[strategy])
+
+    def run_config(self, strategy: str, seed: int) -> TrainConfig:
+        """The TrainConfig of one run: the recipe, the study's overrides, then strategy and seed."""
+        return load_config(self.recipe, {**self.set, "strategy": strategy, "seed": seed})
+
+    def validate(self) -> None:
+        where = "study"
+        if not self.strategies:
+            raise PssError(f"bad {where}: strategies is empty; list some of {', '.join(STRATEGIES)}")
+        for s in self.strategies:
+            if s not in STRATEGIES:
+                close = difflib.get_close_matches(str(s), STRATEGIES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PssError(f"bad {where}: unknown strategy {s!r}{hint}; choose among {', '.join(STRATEGIES)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise PssError(f"bad {where}: strategies lists a strategy twice")
+        if not self.seeds or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2**32 for x in self.seeds):
+            raise PssError(f"bad {where}: seeds must be a non-empty list of integers in [0, 2**32), e.g. [0, 1, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise PssError(f"bad {where}: seeds lists a seed twice")
+        if isinstance(self.evaluations, bool) or not isinstance(self.evaluations, int) or not 1 <= self.evaluations <= 4096:
+            raise PssError(f"bad {where}: evaluations must be an integer in [1, 4096] (calibrated subnets per budget), "
+                           f"got {self.evaluations!r}")
+        for strategy, method in self.selection.items():
+            if strategy not in STRATEGIES:
+                raise PssError(f"bad {where}: selection names unknown strategy {strategy!r}")
+            if method not in STUDY_SELECTIONS:
+                raise PssError(f"bad {where}: selection of {strategy} must be one of {', '.join(STUDY_SELECTIONS)}, got {method!r}")
+            if method == "calibrate" and strategy != "pss":
+                raise PssError(f"bad {where}: only pss keeps pools to calibrate; choose uniform, random or evolution for {strategy}")
+        if "strategy" in self.set or "seed" in self.set:
+            raise PssError(f"bad {where}: set may not fix strategy or seed; list them in strategies and seeds")
+        cfg = self.run_config(self.strategies[0], self.seeds[0])  # the recipe and overrides, validated like a config
+        if "pss" in self.strategies and self.method("pss") == "calibrate" and self.evaluations > cfg.pool_size:
+            raise PssError(f"bad {where}: evaluations {self.evaluations} exceeds pool_size {cfg.pool_size}, the most pss can "
+                           "calibrate per pool; lower evaluations or raise pool_size in set")
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """A study file (YAML or JSON), validated; one-line :class:`PssError` naming the problem and the fix."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise PssError(f"study file {p} does not exist; write one (see `pss study --help`)")
+    try:
+        text = p.read_text()
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PssError(f"cannot parse study file {p}: {one_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise PssError(f"study file {p} must hold a mapping (recipe, set, strategies, seeds, budgets, evaluations)")
+    names = [f.name for f in fields(StudyConfig)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise PssError(f"unknown key {unknown[0]!r} in study file {p}{hint}; keys: {', '.join(names)}")
+    kinds = {"recipe": str, "set": dict, "strategies": list, "seeds": list, "budgets": (list, type(None)),
+             "evaluations": int, "selection": dict, "description": str}
+    for key, value in data.items():
+        if not isinstance(value, kinds[key]):
+            raise PssError(f"study file {p}: {key} has the wrong type ({type(value).__name__}); see `pss study --help`")
+    study = StudyConfig(**data)
+    if study.budgets is not None:
+        study.budgets = [str(b) for b in study.budgets]
+    try:
+        study.validate()
+    except PssError as exc:
+        raise PssError(f"{p}: {exc}") from None
+    return study

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 Z_95 = 1.959963984540054
 """The standard normal quantile of 0.975: a two-sided 95% interval."""
 
@@ -92,3 +94,51 @@ def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
     va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
     return None if va == 0 or vb == 0 else cov / math.sqrt(va * vb)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test of two classifiers on the same images (McNemar 1947; the exact binomial form).
+
+    ``b`` images only the first gets right, ``c`` only the second; images both get right or both wrong say
+    nothing about which is better. Under "equally accurate" each discordant image is a fair coin:
+
+        p = min(1, 2 * sum_{i <= min(b, c)} C(b + c, i) / 2^(b + c))
+
+    p = 1 when there is no discordant image.
+    """
+    if b < 0 or c < 0:
+        raise ValueError("discordant counts must not be negative")
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    # exact integer arithmetic, then one division: no underflow for the 10,000-image test sets
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def bootstrap_seed_image_means(correct: np.ndarray, replicates: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates of the mean accuracy over seeds of per-image correctness ``correct`` (seeds x images).
+
+    Two-level resampling, seeds and test images, each with replacement, with one generator seeded
+    ``seed``: call it with the same ``seed`` for two strategies evaluated on the same images and the
+    replicates are paired (same images, same seed positions), so replicate-wise differences bootstrap
+    the paired difference. Returns ``replicates`` means.
+    """
+    c = np.asarray(correct, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 1:
+        raise ValueError("correct must be a (seeds x images) array")
+    rng = np.random.default_rng(seed)
+    n_seeds, n_images = c.shape
+    out = np.empty(replicates)
+    for r in range(replicates):
+        s = rng.integers(0, n_seeds, n_seeds)
+        i = rng.integers(0, n_images, n_images)
+        out[r] = c[np.ix_(s, i)].mean()
+    return out
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap replicates."""
+    lo, hi = np.quantile(np.asarray(replicates, dtype=np.float64), [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

@@ -86,3 +86,40 @@ def test_the_issue_example_min_subnet_dominates_pool_bests():
     assert dominated_by(pts[2], pts, "macs").key == "min"
     assert best_within(pts, 8.7e6, "macs").key == "min"
     assert best_within(pts, 4.5e6, "macs") is None
+
+
+def test_mcnemar_exact_known_values():
+    from pss.evaluate.statistics import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    # b=1, c=9: p = 2 * (1 + 10) / 1024
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)  # symmetric
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32) and mcnemar_exact(0, 5) > 0.05  # 5 to 0 is not significant
+    # large counts stay finite and exact: 600 vs 500 discordant images of a 10,000-image test set
+    p = mcnemar_exact(600, 500)
+    assert 0.002 < p < 0.004
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+def test_bootstrap_over_seeds_and_images():
+    import numpy as np
+
+    from pss.evaluate.statistics import bootstrap_seed_image_means, percentile_interval
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 2000)) < 0.70
+    reps = bootstrap_seed_image_means(a, 500, seed=1)
+    lo, hi = percentile_interval(reps)
+    assert lo < a.mean() < hi and 0.02 < hi - lo < 0.06  # ~ +-2 points on 2,000 images
+    assert np.array_equal(reps, bootstrap_seed_image_means(a, 500, seed=1))  # seeded: reproducible
+    # a paired difference of identical classifiers is exactly 0 in every replicate
+    assert np.all(bootstrap_seed_image_means(a.astype(np.int8) - a.astype(np.int8), 200) == 0)
+    # one seed: only images are resampled; the interval still covers the mean
+    lo1, hi1 = percentile_interval(bootstrap_seed_image_means(a[:1], 500))
+    assert lo1 < a[0].mean() < hi1
+    with pytest.raises(ValueError):
+        bootstrap_seed_image_means(np.zeros(5), 10)

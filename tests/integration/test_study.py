@@ -1,0 +1,100 @@
+"""`pss study`: a tiny real study (two strategies, two seeds), its restart, and bad study files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import helpers
+from helpers import assert_user_error, run_cli
+from pss.io.run import RunDir, subnet_for_budget
+from pss.workflows.study import per_image_correct
+
+TINY = {**helpers.SMALL_RUN, "pool_size": 4, "calib_images": 64, "eval_batch_size": 64}
+
+
+def _write(path: Path, **study) -> Path:
+    path.write_text(yaml.safe_dump({"recipe": "smoke", "set": TINY, "strategies": ["pss", "random"], "seeds": [0, 1],
+                                    "evaluations": 2, **study}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    file = _write(root / "study.yaml", description="tiny")
+    out = root / "out"
+    from pss.cli import main
+
+    assert main(["study", str(file), "--out", str(out), "--quiet"]) == 0
+    return file, out
+
+
+def test_study_writes_runs_json_and_report_that_agree(study):
+    _, out = study
+    doc = json.loads((out / "study.json").read_text())
+    assert doc["kind"] == "pss-study" and doc["constraint"] == "macs" and doc["budgets"] == sorted(doc["budgets"])
+    assert sorted(r["path"] for r in doc["runs"]) == ["runs/pss-s0", "runs/pss-s1", "runs/random-s0", "runs/random-s1"]
+    for entry in doc["comparison"]:
+        for strategy in ("pss", "random"):
+            result = entry["strategies"][strategy]
+            accs = []
+            for row in result["per_seed"]:
+                run = RunDir(out / "runs" / f"{strategy}-s{row['seed']}")
+                front = run.read_front()
+                chosen = subnet_for_budget(front, entry["budget"])[1]
+                assert row["key"] == chosen["key"] and row["cost"] <= entry["budget"]
+                # the test count is what evaluating that subnet on the test split gives, image by image
+                marks = per_image_correct(run, [row["key"]], "cpu")[row["key"]]
+                assert row["test"]["correct"] == int(marks.sum()) and row["test"]["images"] == marks.size == TINY["test_limit"]
+                assert row["test"]["correct"] == chosen["test"]["correct"]  # and what calibration measured
+                accs.append(marks.mean())
+            assert result["mean_test_accuracy"] == pytest.approx(np.mean(accs))
+            assert result["ci95"][0] <= result["mean_test_accuracy"] <= result["ci95"][1]
+        diff = entry["vs_pss"]["random"]
+        assert diff["mean_difference"] == pytest.approx(entry["strategies"]["pss"]["mean_test_accuracy"]
+                                                        - entry["strategies"]["random"]["mean_test_accuracy"])
+        assert diff["significant"] == (diff["ci95"][0] > 0 or diff["ci95"][1] < 0)
+        assert all(0 <= s["mcnemar_p"] <= 1 for s in diff["per_seed"])
+    # equal selection effort: pss calibrated `evaluations` per pool, random searched `evaluations` per budget
+    assert RunDir(out / "runs" / "pss-s0").read_front()["top_k"] == 2
+    assert RunDir(out / "runs" / "random-s0").read_front()["search"]["evaluations_per_budget"] == 2
+    report = (out / "report.md").read_text()
+    assert "| budget | pss | random |" in report and "significant at 5%" in report
+
+
+def test_running_a_study_again_trains_and_selects_nothing(study, capsys):
+    file, out = study
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*") if p.is_file()}
+    stamps.update({p: p.stat().st_mtime_ns for p in out.glob("runs/*/calibration/*")})
+    before = json.loads((out / "study.json").read_text())["comparison"]
+    code, _, err = run_cli(capsys, "study", file, "--out", out)
+    assert code == 0, err
+    assert "training" in err  # progress names each run
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((out / "study.json").read_text())["comparison"] == before
+
+
+def test_bad_study_files_are_one_line_errors(study, tmp_path, capsys):
+    _, out = study
+    cases = [
+        ({"strategy": ["pss"]}, "did you mean 'strategies'"),
+        ({"strategies": ["pss", "unifrom"]}, "did you mean 'uniform'"),
+        ({"evaluations": 9}, "exceeds pool_size 4"),
+        ({"seeds": [0, 0]}, "seeds lists a seed twice"),
+        ({"set": {**TINY, "seed": 3}}, "may not fix strategy or seed"),
+        ({"selection": {"random": "calibrate"}}, "only pss keeps pools"),
+        ({"recipe": "no-such-preset"}, "unknown preset"),
+    ]
+    for i, (change, message) in enumerate(cases):
+        file = _write(tmp_path / f"bad{i}.yaml", **change)
+        line = assert_user_error(capsys, "study", file, "--out", tmp_path / f"o{i}")
+        assert message in line, line
+        assert not (tmp_path / f"o{i}").exists()
+    other = _write(tmp_path / "other.yaml", seeds=[5])
+    line = assert_user_error(capsys, "study", other, "--out", out)  # another study's directory
+    assert "different study" in line
