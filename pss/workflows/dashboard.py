@@ -57,9 +57,16 @@ def dashboard_env(runs: str | Path | None = None, any_folder: bool = False, allo
 
 
 def run_dashboard(runs=None, port: int = 8501, any_folder: bool = False, allow_remote: bool = False) -> int:
-    """Start the dashboard and wait for it (Ctrl+C stops it); returns streamlit's exit code."""
+    """Start the dashboard (Ctrl+C stops it).
+
+    On POSIX this process *becomes* the Streamlit server (exec), so a signal that stops `pss dashboard`
+    (Ctrl+C, a service manager's SIGTERM) stops the server too; a child process would outlive it. Elsewhere
+    the server runs as a child and streamlit's exit code is returned.
+    """
     command, env = dashboard_command(port, allow_remote), dashboard_env(runs, any_folder, allow_remote)
     host = "0.0.0.0 (every interface)" if allow_remote else "localhost"
     print(f"pss dashboard: http://localhost:{port} (listening on {host}; runs root {env.get(RUNS_ENV, 'the bundled sample runs')}); Ctrl+C stops it",
-          file=sys.stderr)
+          file=sys.stderr, flush=True)
+    if os.name == "posix":
+        os.execve(command[0], command, env)  # does not return
     return subprocess.call(command, env=env)

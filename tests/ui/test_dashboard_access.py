@@ -62,6 +62,9 @@ def test_pss_dashboard_listens_on_localhost_only_from_any_folder(tmp_path, child
             socket.create_connection((ip, port), timeout=5).close()
     finally:
         _stop(proc)
+    # stopping `pss dashboard` stops the server: nothing is left listening (a child server would outlive it)
+    with pytest.raises(OSError):
+        socket.create_connection(("localhost", port), timeout=5).close()
 
 
 @pytest.mark.slow
