@@ -60,7 +60,7 @@ class EvolutionResult:
 
 def evolve(
     seeds: Sequence[Structure],
-    evaluate: Callable[[Structure], float],
+    evaluate: Callable[[Sequence[Structure]], Sequence[float]],
     in_band_fn: Callable[[Structure], bool],
     refill: Callable[[int, set[str], np.random.Generator], list[Structure]],
     marginals: Marginals,
@@ -74,6 +74,10 @@ def evolve(
     attempts_per_child: int = 10,
 ) -> EvolutionResult:
     """Evolutionary search of Sec. 3.4 (SPOS protocol, PSE-Net's prior), maximising ``evaluate``.
+
+    ``evaluate`` scores a whole generation at once (a list of new structures ->
+    their fitness, in order), so the caller can calibrate them together; the
+    search depends only on the scores, never on how they were computed.
 
     Generation 0 evaluates ``seeds`` (P of them: the caller puts half the best
     records and half prior draws there). Each later generation takes the top
@@ -91,11 +95,12 @@ def evolve(
     counts = {"mutation": 0, "crossover": 0, "prior": 0, "rejected_out_of_band": 0, "rejected_seen": 0}
 
     def run(batch: Sequence[Structure], gen: int) -> None:
-        for s in batch:
-            if len(evaluated) >= max_evaluations:
-                break
-            if s.key not in evaluated:
-                evaluated[s.key] = (s, float(evaluate(s)))
+        todo = list({s.key: s for s in batch if s.key not in evaluated}.values())[: max(0, max_evaluations - len(evaluated))]
+        scores = list(evaluate(todo)) if todo else []
+        if len(scores) != len(todo):
+            raise ValueError(f"evaluate returned {len(scores)} scores for {len(todo)} structures")
+        for s, score in zip(todo, scores):
+            evaluated[s.key] = (s, float(score))
         top = sorted(evaluated.values(), key=lambda v: -v[1])[: max(1, parents)]
         history.append({
             "generation": gen, "evaluations": len(evaluated),

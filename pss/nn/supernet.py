@@ -106,6 +106,10 @@ class Supernet(nn.Module):
             x = resize_batch(x, structure.resolution)
         for block in self.blocks:
             x = block(x, widths)
+        return self.head(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from the last block's output: global average pool, dropout, classifier (sliced to x's channels)."""
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
 
@@ -134,8 +138,7 @@ class Supernet(nn.Module):
         widths = [s.widths for s in structures]
         for block in self.blocks:
             x = block.forward_parallel(x, sizes, widths)
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.classifier(self.dropout(x))
+        return self.head(x)
 
 
 def chunk_sizes(batch: int, n: int) -> list[int]:

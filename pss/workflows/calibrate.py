@@ -69,6 +69,9 @@ def calibrate_run(
                          "rank_correlation": [rank_correlation([e.m for e in p.entries], [fresh[e.structure.key] for e in p.entries])
                                               for p in pools]}
         per_pool: list[list[CalibratedSubnet]] = [[] for _ in pools]
+        space = trained.problem.space
+        # every pool's top-k and the two references together: they share the work of their common prefixes
+        evaluator.evaluate_many([e.structure for top in ranked for e in top] + [space.max_structure, space.min_structure])
         for t, top in enumerate(ranked):
             for entry in top:
                 result = evaluator(entry.structure, entry.m)

@@ -21,6 +21,11 @@ Three methods:
   drawn from the prior), top-k parents by calibrated validation accuracy,
   mutation and uniform crossover (:mod:`pss.evolution.operators`), offspring
   outside the band rejected and replaced by prior draws.
+
+Candidates are evaluated in groups (a band's draws; a generation of the
+evolution) that share the work of their common prefixes
+(:meth:`~pss.workflows.evaluation.SubnetEvaluator.evaluate_many`): the same
+statistics and accuracies as one at a time, bit for bit, so the same front.
 """
 
 from __future__ import annotations
@@ -141,24 +146,21 @@ class _BandSearch:
         rng = np.random.default_rng([self.seed, stream, t])
         return trials_per_valid_sample(draw, band, self.cost_fn, rng, valid=self.stats_samples, max_trials=self.max_trials)["trials_per_valid"]
 
-    def evaluate_into(self, evaluated: list[CalibratedSubnet], t: int, n_bands: int) -> Callable[[Structure], float]:
-        def evaluate(s: Structure) -> float:
-            r = self.evaluator(s)
-            evaluated.append(r)
+    def evaluate_into(self, evaluated: list[CalibratedSubnet], t: int, n_bands: int) -> _BandEvaluations:
+        """What a band's search evaluates with: structures are recorded into ``evaluated``, one progress tick each."""
+        def tick(r: CalibratedSubnet) -> None:
             self.progress.tick(f"budget {t + 1}/{n_bands}: acc {r.accuracy:.3f}")
-            return r.accuracy
 
-        return evaluate
+        return _BandEvaluations(self.evaluator, evaluated, tick)
 
-    def by_drawing(self, draw, band: Budget, evaluate, rng: np.random.Generator) -> dict[str, Any]:
-        """random / uniform: up to ``evaluations`` distinct in-band draws, each evaluated."""
+    def by_drawing(self, draw, band: Budget, evaluate: _BandEvaluations, rng: np.random.Generator) -> dict[str, Any]:
+        """random / uniform: up to ``evaluations`` distinct in-band draws, evaluated together."""
         found, counters = draw_in_band(draw, band, self.cost_fn, self.evaluations, rng, max_trials=self.max_trials)
-        for s in found:
-            evaluate(s)
+        evaluate(found)
         return {"draws": counters["trials"], "valid_samples": counters["in_band"],
                 "search_draws": _ratio(counters["trials"], counters["in_band"])}
 
-    def by_evolution(self, band: Budget, evaluate, rng: np.random.Generator, records: LossRecords,
+    def by_evolution(self, band: Budget, evaluate: _BandEvaluations, rng: np.random.Generator, records: LossRecords,
                      set_marginals: Marginals, knobs: EvolutionSettings, t: int) -> dict[str, Any]:
         """evolution: seeds from the best records and the prior, then PSE-Net's evolutionary loop."""
         br = band_records(records, self.space, self.cost_fn, band)
@@ -175,12 +177,15 @@ class _BandSearch:
             draws["in_band"] += c["in_band"]
             return got
 
+        def in_band(s: Structure) -> bool:
+            return band.contains(self.problem.cost_model.cost(self.kind, s))
+
         top_records = [Structure.from_key(k) for k in br.ranked_keys()[: knobs.population // 2]]
         drawn = refill(knobs.population - len(top_records), {s.key for s in top_records}, rng)
         # Interleaved, so an evaluation budget below P still gets both kinds of seed.
         seeds = [s for pair in zip(top_records, drawn) for s in pair]
         seeds += top_records[len(drawn):] + drawn[len(top_records):]
-        result = evolve(seeds, evaluate, lambda s: band.contains(self.problem.cost_model.cost(self.kind, s)), refill, marg, rng,
+        result = evolve(seeds, evaluate, in_band, refill, marg, rng,
                         population=knobs.population, parents=knobs.parents, mutation_prob=knobs.mutation_prob,
                         crossover_fraction=knobs.crossover_fraction, generations=knobs.generations,
                         max_evaluations=self.evaluations)
@@ -194,6 +199,26 @@ class _BandSearch:
             "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in result.history],
             "prior_marginals": marg.to_json(),
         }
+
+
+class _BandEvaluations:
+    """Every structure one band's search evaluates, in the order asked, with a progress tick each.
+
+    Called with a list (random / uniform draws, or one generation of the
+    evolution), it calibrates the list together
+    (:meth:`SubnetEvaluator.evaluate_many`) and returns their accuracies.
+    """
+
+    def __init__(self, evaluator: SubnetEvaluator, evaluated: list[CalibratedSubnet],
+                 tick: Callable[[CalibratedSubnet], None]) -> None:
+        self.evaluator, self.evaluated, self.tick = evaluator, evaluated, tick
+
+    def __call__(self, structures: Sequence[Structure]) -> list[float]:
+        return [r.accuracy for r in self.evaluator.evaluate_many(structures, on_result=self._record)]
+
+    def _record(self, r: CalibratedSubnet) -> None:
+        self.evaluated.append(r)
+        self.tick(r)
 
 
 #: per-band statistics that are trials-per-valid-sample figures (grouped under that name in the front)

@@ -246,7 +246,7 @@ def test_evolve_improves_a_fitness_and_respects_band_and_budget(ctx, macs):
 
     rng = np.random.default_rng(9)
     seeds = refill(16, set(), rng)
-    result = evolve(seeds, fitness, lambda s: band.contains(ctx.cost_model.macs(s)), refill, marg, rng,
+    result = evolve(seeds, lambda batch: [fitness(s) for s in batch], lambda s: band.contains(ctx.cost_model.macs(s)), refill, marg, rng,
                     population=16, parents=8, generations=6, max_evaluations=80)
     assert len(result.evaluated) == 80
     assert all(band.contains(ctx.cost_model.macs(s)) and space.contains(s) for s, _ in result.evaluated.values())
