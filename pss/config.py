@@ -398,6 +398,7 @@ class StudyConfig:
     evaluations: int = 16
     selection: dict[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
+    pack: bool = False  # store each finished run as `pss pack` does (float16, no optimizer) before selecting: to ship it
 
     def method(self, strategy: str) -> str:
         return self.selection.get(strategy, DEFAULT_SELECTION[strategy])
@@ -439,11 +440,26 @@ class StudyConfig:
                            "calibrate per pool; lower evaluations or raise pool_size in set")
 
 
+def _study_files() -> dict[str, Path]:
+    root = resources.files("pss") / "studies"
+    return {Path(str(f)).stem: Path(str(f)) for f in root.iterdir() if str(f).endswith(".yaml")}
+
+
+def list_studies() -> dict[str, str]:
+    """Built-in study name -> its description (``pss study NAME`` runs it)."""
+    return {name: " ".join(str((yaml.safe_load(path.read_text()) or {}).get("description", "")).split())
+            for name, path in sorted(_study_files().items())}
+
+
 def load_study(path: str | Path) -> StudyConfig:
-    """A study file (YAML or JSON), validated; one-line :class:`PssError` naming the problem and the fix."""
-    p = Path(path).expanduser()
+    """A built-in study name or a study file (YAML or JSON), validated; one-line :class:`PssError` naming the problem and the fix."""
+    builtin = _study_files()
+    p = builtin[str(path)] if str(path) in builtin else Path(path).expanduser()
     if not p.is_file():
-        raise PssError(f"study file {p} does not exist; write one (see `pss study --help`)")
+        close = difflib.get_close_matches(str(path), list(builtin), n=1)
+        hint = f" (did you mean the built-in study {close[0]!r}?)" if close else ""
+        raise PssError(f"study file {p} does not exist{hint}; name a built-in study ({', '.join(sorted(builtin))}) "
+                       "or write a file (see `pss study --help`)")
     try:
         text = p.read_text()
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -458,7 +474,7 @@ def load_study(path: str | Path) -> StudyConfig:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise PssError(f"unknown key {unknown[0]!r} in study file {p}{hint}; keys: {', '.join(names)}")
     kinds = {"recipe": str, "set": dict, "strategies": list, "seeds": list, "budgets": (list, type(None)),
-             "evaluations": int, "selection": dict, "description": str}
+             "evaluations": int, "selection": dict, "description": str, "pack": bool}
     for key, value in data.items():
         if not isinstance(value, kinds[key]):
             raise PssError(f"study file {p}: {key} has the wrong type ({type(value).__name__}); see `pss study --help`")

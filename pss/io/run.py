@@ -57,13 +57,27 @@ SNAPSHOT_NAME = re.compile(r"^epoch_(\d{4,})\.json$")
 
 
 class RunDir:
-    """Paths, readers and writers of one run directory."""
+    """Paths, readers and writers of one run directory.
 
-    def __init__(self, path: str | Path) -> None:
+    ``calibration`` names the folder of the calibrated front: ``calibration/``
+    (what every command reads) or an alternative one made by
+    :meth:`alternative`, so a study can select the same trained supernet in
+    several ways (PSS-Net Tables 6 and 8) without replacing the run's front.
+    """
+
+    def __init__(self, path: str | Path, calibration: str = CALIBRATION_DIR) -> None:
         self.path = Path(path).expanduser()
+        self.calibration = calibration
 
     def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
+        extra = "" if self.calibration == CALIBRATION_DIR else f", calibration={self.calibration!r}"
+        return f"RunDir({str(self.path)!r}{extra})"
+
+    def alternative(self, name: str) -> RunDir:
+        """The same run with its front in ``calibration-<name>/``: another selection, the run's own front untouched."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ValueError(f"bad alternative front name {name!r}")
+        return RunDir(self.path, f"{CALIBRATION_DIR}-{name}")
 
     # ------------------------------------------------------------------ paths
     @property
@@ -80,11 +94,11 @@ class RunDir:
 
     @property
     def front_file(self) -> Path:
-        return self.path / CALIBRATION_DIR / FRONT_FILE
+        return self.path / self.calibration / FRONT_FILE
 
     @property
     def bn_stats_file(self) -> Path:
-        return self.path / CALIBRATION_DIR / BN_STATS_FILE
+        return self.path / self.calibration / BN_STATS_FILE
 
     @property
     def comparison_dir(self) -> Path:
@@ -102,7 +116,8 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove the run's own files (:data:`RUN_ENTRIES` and temp files); never follows a link, keeps anything else."""
-        for name in RUN_ENTRIES:
+        alternatives = [p.name for p in self.path.glob(f"{CALIBRATION_DIR}-*") if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p.name[len(CALIBRATION_DIR) + 1:])]
+        for name in (*RUN_ENTRIES, *alternatives):
             p = self.path / name
             if p.is_symlink() or p.is_file():
                 p.unlink()

@@ -38,16 +38,25 @@ def study_as_yaml(study: StudyConfig) -> str:
 
 
 def prepare_study_dir(out: str | Path, study: StudyConfig) -> Path:
-    """``out`` ready for ``study``: new or empty (then study.yaml is written), or holding this very study
-    (a restart: finished runs are kept). A folder with other files or another study is refused."""
+    """``out`` ready for ``study``: new or empty (then study.yaml is written), or holding a study with the same
+    training (recipe and overrides): a restart keeps its finished runs, and a changed selection, budget list,
+    strategy or seed list is taken (study.yaml is updated; runs it no longer names stay on disk, unreported).
+    A folder with other files, or a study that trains differently, is refused."""
     root = Path(out).expanduser()
     if root.exists() and not root.is_dir():
         raise PssError(f"--out {root} exists and is not a directory")
     text = study_as_yaml(study)
     stored = root / STUDY_FILE
     if stored.is_file():
+        try:
+            old = yaml.safe_load(stored.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise PssError(f"cannot read {stored}: {exc}; use a new --out") from None
+        if not isinstance(old, dict) or (old.get("recipe"), old.get("set")) != (study.recipe, study.set):
+            raise PssError(f"{root} holds a different study (its recipe or set differ, so its runs were trained "
+                           "differently); use a new --out, or delete it to start over")
         if stored.read_text() != text:
-            raise PssError(f"{root} holds a different study ({STUDY_FILE} differs); use a new --out, or delete it to start over")
+            atomic_write_bytes(stored, text.encode())
         return root
     if root.is_dir() and any(root.iterdir()):
         raise PssError(f"--out {root} is not empty and holds no {STUDY_FILE}; give a new or empty directory")
@@ -57,8 +66,9 @@ def prepare_study_dir(out: str | Path, study: StudyConfig) -> Path:
 
 
 def study_document(study: StudyConfig, budgets: list[float], constraint: str, runs: list[dict[str, Any]],
-                   comparison: list[dict[str, Any]], method: dict[str, Any]) -> dict[str, Any]:
-    """study.json (kind ``pss-study``)."""
+                   comparison: list[dict[str, Any]], method: dict[str, Any],
+                   tables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """study.json (kind ``pss-study``); ``tables``: PSS-Net Tables 6 and 8 from the same runs (null without pss runs)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": STUDY_DOC,
@@ -70,6 +80,7 @@ def study_document(study: StudyConfig, budgets: list[float], constraint: str, ru
         "statistics": method,
         "runs": runs,
         "comparison": comparison,
+        "tables": tables or {},
     }
 
 

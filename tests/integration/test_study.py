@@ -67,14 +67,43 @@ def test_study_writes_runs_json_and_report_that_agree(study):
     assert "| budget | pss | random |" in report and "significant at 5%" in report
 
 
+def test_tables_6_and_8_come_from_the_same_runs(study):
+    _, out = study
+    doc = json.loads((out / "study.json").read_text())
+    main_pss = [e["strategies"]["pss"] for e in doc["comparison"]]
+    # Table 8: top-k of each pool; k = evaluations is the study's own pss selection, top-1 takes each pool's first
+    top = doc["tables"]["top_k"]
+    assert top["k"] == [1, 2] and top["reference"] == "top-2"
+    assert [e["arms"]["top-2"] for e in top["comparison"]] == main_pss
+    for e in top["comparison"]:
+        for row in e["arms"]["top-1"]["per_seed"]:
+            front = RunDir(out / "runs" / f"pss-s{row['seed']}").read_front()
+            firsts = [c for p in front["pools"] for c in p["candidates"][:1]] + list(front["references"].values())
+            assert row["key"] in {c["key"] for c in firsts} and row["cost"] <= e["budget"]
+            # the most accurate first-ranked candidate (or reference) under the ceiling
+            assert row["validation"] == max(c["accuracy"] for c in firsts if c["costs"]["macs"] <= e["budget"])
+    # Table 6: the same supernets searched by evolution with the same effort, beside (not over) their own front
+    t6 = doc["tables"]["pools_vs_search"]
+    assert [e["arms"]["pools"] for e in t6["comparison"]] == main_pss
+    for seed in (0, 1):
+        run = RunDir(out / "runs" / f"pss-s{seed}")
+        assert run.read_front().get("method", "calibrate") == "calibrate" and run.read_front()["top_k"] == 2
+        searched = run.alternative("evolution").read_front()
+        assert searched["method"] == "evolution" and searched["search"]["evaluations_per_budget"] == 2
+        for e in t6["comparison"]:
+            row = next(r for r in e["arms"]["evolution"]["per_seed"] if r["seed"] == seed)
+            assert row["key"] == subnet_for_budget(searched, e["budget"])[1]["key"]
+    assert "Table 6" in (out / "report.md").read_text() and "Table 8" in (out / "report.md").read_text()
+
+
 def test_running_a_study_again_trains_and_selects_nothing(study, capsys):
     file, out = study
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*") if p.is_file()}
-    stamps.update({p: p.stat().st_mtime_ns for p in out.glob("runs/*/calibration/*")})
+    stamps.update({p: p.stat().st_mtime_ns for p in out.glob("runs/*/calibration*/*")})
     before = json.loads((out / "study.json").read_text())["comparison"]
     code, _, err = run_cli(capsys, "study", file, "--out", out)
     assert code == 0, err
-    assert "training" in err  # progress names each run
+    assert "pss-s0: finished, nothing to train" in err and "random-s1: finished" in err  # progress names each run
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "study.json").read_text())["comparison"] == before
 
@@ -95,6 +124,21 @@ def test_bad_study_files_are_one_line_errors(study, tmp_path, capsys):
         line = assert_user_error(capsys, "study", file, "--out", tmp_path / f"o{i}")
         assert message in line, line
         assert not (tmp_path / f"o{i}").exists()
-    other = _write(tmp_path / "other.yaml", seeds=[5])
-    line = assert_user_error(capsys, "study", other, "--out", out)  # another study's directory
+    other = _write(tmp_path / "other.yaml", set={**TINY, "epochs": 3})
+    line = assert_user_error(capsys, "study", other, "--out", out)  # a study that trains differently
     assert "different study" in line
+
+
+def test_changing_the_selection_reselects_without_training(study, capsys):
+    """A restart with more evaluations per budget re-selects every run with the new effort; nothing is retrained."""
+    file, out = study
+    weights = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.pt")}
+    more = _write(file.parent / "more.yaml", description="tiny", evaluations=3)
+    code, _, err = run_cli(capsys, "study", more, "--out", out)
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in weights} == weights
+    assert yaml.safe_load((out / "study.yaml").read_text())["evaluations"] == 3
+    assert RunDir(out / "runs" / "pss-s1").read_front()["top_k"] == 3
+    assert RunDir(out / "runs" / "random-s1").read_front()["search"]["evaluations_per_budget"] == 3
+    assert RunDir(out / "runs" / "pss-s0").alternative("evolution").read_front()["search"]["evaluations_per_budget"] == 3
+    assert json.loads((out / "study.json").read_text())["tables"]["top_k"]["k"] == [1, 3]

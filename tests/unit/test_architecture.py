@@ -38,7 +38,7 @@ def test_the_contracts_can_fail(tmp_path):
     assert "pss.workflows" in proc.stdout and "pss.problem" in proc.stdout
 
 
-@pytest.mark.parametrize("module", ["pssviz", "pssviz.analysis", "pssviz.figures", "pssviz.latency", "pss", "pss.io.run", "pss.problem.problem"])
+@pytest.mark.parametrize("module", ["pssviz", "pssviz.analysis", "pssviz.figures", "pssviz.latency", "pssviz.study", "pss.io.study", "pss", "pss.io.run", "pss.problem.problem"])
 def test_torch_free_modules_do_not_import_torch(module, child_env):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env, capture_output=True, text=True, timeout=120)
