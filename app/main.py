@@ -23,19 +23,31 @@ st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
 PAGE_NAMES = list(views.PAGES)
 
 
-def _page_from_url() -> str:
-    wanted = st.query_params.get("page", PAGE_NAMES[0])
-    by_slug = {n.lower().replace(" & ", "-").replace(" ", "-"): n for n in PAGE_NAMES}
-    return by_slug.get(str(wanted).lower(), wanted if wanted in PAGE_NAMES else PAGE_NAMES[0])
+def _page_names(study: str | None) -> list[str]:
+    """The run pages, after the Study page (the default) when the runs folder holds a study."""
+    return ([views.STUDY_PAGE] if study else []) + PAGE_NAMES
 
 
-def _sidebar() -> tuple[str | None, list[str], str, bool]:
+def _page_from_url(names: list[str]) -> str:
+    wanted = st.query_params.get("page", names[0])
+    by_slug = {n.lower().replace(" & ", "-").replace(" ", "-"): n for n in names}
+    return by_slug.get(str(wanted).lower(), wanted if wanted in names else names[0])
+
+
+def _study_in(root: str) -> str | None:
+    """The study at or directly below the runs folder as the box holds it now (its widget is drawn below the pages)."""
+    return None if not root or state.folder_problem(root) else state.find_study(root)
+
+
+def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
     with st.sidebar:
         st.title("pss-explorer")
         st.caption("Prioritized Subnet Sampling, seen from the inside.")
-        if "page" not in st.session_state:
-            st.session_state["page"] = _page_from_url()
-        page = st.radio("Page", PAGE_NAMES, key="page")
+        study = _study_in(st.session_state.get("runs_root", state.default_runs_root()))
+        names = _page_names(study)
+        if st.session_state.get("page") not in names:  # first visit, or the Study page went with its folder
+            st.session_state["page"] = _page_from_url(names)
+        page = st.radio("Page", names, key="page")
         st.query_params["page"] = page.lower().replace(" & ", "-").replace(" ", "-")
         st.divider()
         root = st.text_input(
@@ -46,11 +58,11 @@ def _sidebar() -> tuple[str | None, list[str], str, bool]:
         refused = state.folder_problem(root) if root else None
         if refused:
             st.warning(refused)
-            return None, [], page, False
+            return None, [], page, False, study
         runs = state.find_runs(root) if root else []
         if not runs:
             st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
-            return None, [], page, False
+            return None, [], page, False, study
         rel = {r: _short(r, root) for r in runs}
         wanted = st.query_params.get("run")
         if wanted and st.session_state.get("run") not in runs:  # a shared link: ?run=NAME
@@ -66,7 +78,9 @@ def _sidebar() -> tuple[str | None, list[str], str, bool]:
             help="Other runs (e.g. baselines) to overlay on the accuracy–resource front.",
         )
         follow = st.toggle("Follow training", value=True, key="follow", help="Re-read the run when new epochs land (every 3 s).")
-        return run, others, page, follow
+        if study:
+            st.caption(f"Study: `{_short(study, root)}` (the Study page)")
+        return run, others, page, follow, study
 
 
 def _short(path: str, root: str) -> str:
@@ -89,8 +103,14 @@ def main() -> None:
     if refused:
         st.error(refused)
         st.stop()
-    run, others, page, follow = _sidebar()
+    run, others, page, follow, study = _sidebar()
     st.header(page)
+    if page == views.STUDY_PAGE and study:
+        try:
+            views.study(study)
+        except Exception as exc:  # keep the rest of the app alive; one line, no traceback
+            st.error(f"The study page could not be drawn: {state.describe_error(exc)}")
+        return
     if run is None:
         st.info("Pick a runs folder in the sidebar to begin.")
         return

@@ -7,6 +7,8 @@
 * The trained supernet: ``st.cache_resource`` keyed by the checkpoint's mtime;
   export only reads it (slices are copies).
 * Exports: ``st.cache_data`` per (run, subnet key, signature).
+* A study (``pss study``): its tables keyed by the study's file signature; report.html is made on
+  download only (plotly.js makes it ~5 MB) and cached per signature.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import streamlit as st
 
 import pss
 import pssviz
+from pssviz import study as studies
 from pssviz.load import RunData, RunLoadError
+from pssviz.study import StudyData
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ROOT = REPO / "sample_checkpoints"
@@ -91,6 +95,30 @@ def find_runs(root: str) -> list[str]:
     return [str(p) for p in pssviz.find_runs(root)]
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def find_study(root: str) -> str | None:
+    """The study directory at or directly below the runs folder, or None (then the Study page is hidden)."""
+    found = studies.find_study(root)
+    return None if found is None else str(found)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading study…")
+def _load_study(path: str, signature: tuple) -> StudyData:
+    return studies.load_study_dir(path)
+
+
+def load_study(path: str) -> tuple[StudyData, tuple]:
+    """(the study's tables, the file signature they were read at); raises StudyLoadError (one line)."""
+    signature = studies.study_signature(path)
+    return _load_study(path, signature), signature
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def study_report_html(path: str, signature: tuple) -> bytes:
+    """report.html of the study, as `pss study` writes it (made on the first download click)."""
+    return studies.report_html(path).encode("utf-8")
+
+
 @st.cache_resource(max_entries=2, show_spinner="Loading the trained supernet…")
 def trained_run(path: str, checkpoint_stamp: tuple) -> "pss.TrainedRun":
     """The run with its supernet loaded; shared across sessions, never mutated."""
@@ -137,6 +165,6 @@ def export_zip(path: str, key: str, signature: tuple) -> bytes:
 
 
 def describe_error(exc: Exception) -> str:
-    if isinstance(exc, RunLoadError):
+    if isinstance(exc, (RunLoadError, studies.StudyLoadError)):
         return str(exc)
     return f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

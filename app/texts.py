@@ -37,3 +37,27 @@ CHARTS = {
     "(.pt2 and ONNX, the same files `pss export` writes).",
     "selected_profile": "The chosen subnet's widths oᵢ / oᵢᵐᵃˣ per layer, with the uniform-width subnet of the same cost.",
 }
+
+STUDY_INTRO = (
+    "A **study** (`pss study`) trains every strategy with several seeds, gives each the same selection effort, "
+    "and compares the subnets each run exports per budget on the **test split**, which no selection saw. "
+    "Differences are paired: the same seeds and the same test images."
+)
+
+STUDY_HOWTO = (
+    "Make one with `pss study fashion-mnist --out runs/study` (or a study file of your own) and point the runs "
+    "folder at it: the dashboard then opens on this page."
+)
+
+STUDY_CHARTS = {
+    "accuracy": "Per budget (a ceiling), each seed's run exports its most accurate calibrated subnet that fits "
+    "(validation accuracy decides); the point is their mean test accuracy, the bar its 95% bootstrap interval over "
+    "seeds and test images.",
+    "differences": "pss minus each baseline, paired on the same seeds and test images, in percentage points; above "
+    "the dashed line pss is more accurate. Filled markers are significant at 5% (the interval excludes 0); hover for "
+    "McNemar's exact test of each seed.",
+    "fronts": "Every run's Pareto front: the subnets some budget buys, drawn at their test accuracy with its 95% "
+    "interval. One colour per strategy, one dash per seed; click a strategy in the legend to hide it.",
+    "cost": "Means over each strategy's runs: training time and throughput, and the time spent choosing subnets "
+    "(calibration for pss, search for the others).",
+}

@@ -1,4 +1,5 @@
-"""The five pages. Each is a function of a loaded run; figures come from pssviz.figures."""
+"""The pages. Each run page is a function of a loaded run; the Study page, of a study directory.
+Figures come from pssviz.figures and pssviz.study."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import streamlit as st
 import pss
 import state
 from pssviz import analysis, figures
+from pssviz import study as studies
 from pssviz.load import RunData
-from texts import CHARTS, INTRO
+from texts import CHARTS, INTRO, STUDY_CHARTS, STUDY_HOWTO, STUDY_INTRO
 
 PLOT_CONFIG = {"displaylogo": False}
 COST_LABELS = {"macs": "MACs", "params": "parameters", "latency": "latency (ms)"}
@@ -369,6 +371,54 @@ def _calibrate_button(data: RunData, label: str) -> None:
             return
         bar.progress(1.0, text="Calibration finished")
         st.rerun()
+
+
+# ---------------------------------------------------------------------------- Study
+STUDY_PAGE = "Study"
+
+
+def study(path: str) -> None:
+    """The study in the runs folder: accuracy per budget, paired differences, every run's front, Tables 6/8, cost."""
+    try:
+        data, signature = state.load_study(path)
+    except studies.StudyLoadError as exc:
+        st.error(f"Cannot open this study: {exc}")
+        st.caption(STUDY_HOWTO)
+        return
+    for problem in data.problems:
+        st.warning(problem)
+    st.subheader(data.title)
+    st.markdown(STUDY_INTRO)
+    st.markdown(studies.recipe_markdown(data.doc))
+    cols = st.columns(4)
+    cols[0].metric("Strategies", len(data.config.get("strategies") or []))
+    cols[1].metric("Seeds", len(data.config.get("seeds") or []))
+    cols[2].metric("Budgets", len(data.doc.get("budgets") or []))
+    cols[3].metric("Runs", len(data.doc.get("runs") or []))
+    _chart(studies.study_accuracy_figure(data.accuracy, data.constraint), "study_accuracy", STUDY_CHARTS["accuracy"])
+    _chart(studies.study_difference_figure(data.differences, data.constraint), "study_differences", STUDY_CHARTS["differences"])
+    st.markdown(f"**Reading:** {studies.significance_sentence(data.differences)}")
+    _chart(studies.study_fronts_figure(data), "study_fronts", STUDY_CHARTS["fronts"])
+    for name, (accuracy, differences) in data.tables.items():
+        st.subheader(studies.TABLES[name])
+        st.dataframe(studies.accuracy_table(accuracy), width="stretch", key=f"study_{name}_accuracy")
+        st.dataframe(studies.difference_table(differences), hide_index=True, width="stretch", key=f"study_{name}_differences")
+        st.caption(studies.significance_sentence(differences))
+    st.subheader("Cost")
+    st.dataframe(data.costs, hide_index=True, width="stretch", key="study_cost", column_config={
+        "epochs": st.column_config.NumberColumn("epochs", format="%.0f"),
+        "train_seconds": st.column_config.NumberColumn("training s per run", format="%.1f"),
+        "images_per_second": st.column_config.NumberColumn("images/s", format="%.0f"),
+        "selection_seconds": st.column_config.NumberColumn("selection s per run", format="%.1f")})
+    st.caption(STUDY_CHARTS["cost"])
+    with st.expander("Method"):
+        st.markdown("\n".join(f"- **{k.replace('_', ' ')}**: {v}" for k, v in (data.doc.get("statistics") or {}).items()))
+    st.download_button(
+        "Download report.html", data=lambda: state.study_report_html(path, signature), file_name="report.html",
+        mime="text/html", key="download_study_report", on_click="ignore",
+        help="This page as one HTML file (figures, tables, method) that opens without a network: what `pss study` "
+        "writes next to study.json.",
+    )
 
 
 PAGES = {"Overview": overview, "Pools": pools, "Sampling": sampling, "Widths": widths, "Front & Export": front_export}

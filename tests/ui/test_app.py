@@ -239,3 +239,46 @@ def test_a_run_without_pools_is_searched_from_the_app(baseline_root, tmp_path, m
     at.run()
     _assert_clean(at)
     assert _charts(at) >= 1
+
+
+# ---------------------------------------------------------------------------- a study in the runs folder
+@pytest.fixture(scope="module")
+def study_root(tmp_path_factory) -> Path:
+    """A runs root with a real tiny study directly below it (trained once per session, shared with test_pssviz_study)."""
+    from test_pssviz_study import build_tiny_study
+
+    return build_tiny_study(tmp_path_factory).parent
+
+
+def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypatch):
+    from pssviz import study as studies
+
+    study = studies.load_study_dir(studies.find_study(study_root))
+    at = _app(study_root, monkeypatch)
+    _assert_clean(at)
+    assert at.radio(key="page").options == ["Study", *PAGES] and at.header[0].value == "Study"
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(specs) == 3, "accuracy, differences, every run's front"
+    assert [t["name"] for t in specs[0]["data"]] == ["pss", "random"]
+    assert sorted(t["meta"] for t in specs[2]["data"]) == ["pss-s0", "pss-s1", "random-s0", "random-s1"]
+    assert any(studies.significance_sentence(study.differences) in m.value for m in at.markdown)
+    assert any(m.value.startswith("Recipe `smoke`") for m in at.markdown)
+    assert [s.value for s in at.subheader][1:3] == list(studies.TABLES.values()), "Tables 6 and 8"
+    assert len(at.dataframe) == 5, "two tables each for Tables 6 and 8, and the cost"
+    assert at.get("download_button"), "report.html can be downloaded"
+    # the run pages work on the study's runs
+    _goto(at, "Front & Export")
+    _assert_clean(at)
+    assert Path(at.selectbox(key="run").value).parent.name == "runs" and _charts(at) >= 1
+    # a runs folder without a study: the Study page goes, the run pages stay
+    _goto(at, "Study")
+    at.text_input(key="runs_root").set_value(str(study_root / "study" / "runs")).run()
+    _assert_clean(at)
+    assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
+
+
+def test_without_a_study_the_app_is_unchanged(monkeypatch):
+    at = _app(SAMPLE.parent, monkeypatch)
+    _assert_clean(at)
+    assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
+    assert not any("Study" in c.value for c in at.sidebar.caption)

@@ -1,0 +1,576 @@
+"""A study directory (`pss study`) as tidy DataFrames, plotly figures and one self-contained HTML page.
+
+``pss study`` writes the numbers (``study.json``, kind ``pss-study``) and a Markdown report; everything
+drawn lives here, because ``pss`` never imports plotting (docs/architecture.md). The dashboard's Study
+page, notebooks and ``report.html`` (written through the ``pss.study_reports`` entry point right after
+``study.json``) all use these functions, so they cannot disagree.
+
+========== ============================== =============================================================
+frame      one row per                    columns
+========== ============================== =============================================================
+accuracy   (budget, arm)                  budget, label, arm, mean, lo, hi, n_seeds, test_s<seed>...
+differences (budget, reference, other)    budget, label, reference, other, difference, lo, hi,
+                                          significant, mcnemar_p_s<seed>...
+fronts     (run, calibrated subnet)       strategy, seed, run, key, cost, validation, test_acc,
+                                          test_lo, test_hi, test_images, pareto
+costs      strategy                       strategy, runs, epochs, train_seconds, images_per_second,
+                                          selection_seconds (means over the strategy's runs)
+========== ============================== =============================================================
+
+An *arm* is a strategy in the main comparison, or one side of PSS-Net Table 6 (``pools_vs_search``:
+pools, evolution) or Table 8 (``top_k``: top-1, top-5, ...). Accuracies and differences are fractions,
+as in study.json; differences are the reference minus the other arm (pss minus a baseline). A budget
+whose arm has no subnet in some seed's front (nothing fits) keeps its row with NaN, never an error.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from pss.config import STRATEGIES
+from pss.errors import PssError
+from pss.evaluate.selection import pareto_front
+from pss.io.files import atomic_write_bytes
+from pss.io.run import RunDir, candidate_test, front_points, front_subnets
+from pss.io.study import REPORT_FILE, STUDY_JSON, read_study
+from pss.units import COST_UNITS
+from pss.version import __version__
+
+from .figures import SERIES_COLORS, SI, _layout, empty_figure
+
+REPORT_HTML = "report.html"
+#: the tables of study.json beside the main comparison, with their titles (PSS-Net's numbering)
+TABLES = {
+    "pools_vs_search": "PSS-Net Table 6: the pss supernet's pool subnets vs evolutionary search on the same supernet",
+    "top_k": "PSS-Net Table 8: calibrating each pool's top-k entries (by the metric m)",
+}
+SEED_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+ACCURACY_COLUMNS = ["budget", "label", "arm", "mean", "lo", "hi", "n_seeds"]
+DIFFERENCE_COLUMNS = ["budget", "label", "reference", "other", "difference", "lo", "hi", "significant"]
+FRONT_COLUMNS = ["strategy", "seed", "run", "key", "cost", "validation", "test_acc", "test_lo", "test_hi", "test_images", "pareto"]
+COST_COLUMNS = ["strategy", "runs", "epochs", "train_seconds", "images_per_second", "selection_seconds"]
+__all__ = [
+    "StudyData", "StudyLoadError", "find_study", "load_study_dir", "study_signature", "accuracy_frame", "difference_frame",
+    "fronts_frame", "cost_frame", "accuracy_table", "difference_table", "significance_sentence", "recipe_markdown",
+    "study_accuracy_figure", "study_difference_figure", "study_fronts_figure", "markdown_to_html", "report_html",
+    "write_report_html",
+]
+
+
+class StudyLoadError(Exception):
+    """A study directory cannot be read at all; the message is one line for the user."""
+
+
+@dataclass
+class StudyData:
+    """One study: study.json as read, its tidy frames (see the module docstring) and report.md."""
+
+    path: Path
+    doc: dict[str, Any]
+    accuracy: pd.DataFrame
+    differences: pd.DataFrame
+    fronts: pd.DataFrame
+    costs: pd.DataFrame
+    #: Tables 6 and 8 that the study has: name -> (accuracy frame, difference frame)
+    tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = field(default_factory=dict)
+    report_md: str = ""
+    #: runs whose front could not be read (their fronts are missing from the fronts figure)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def constraint(self) -> str:
+        return str(self.doc.get("constraint", "macs"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc.get("study") or {}
+
+    @property
+    def title(self) -> str:
+        return f"Study: {self.config.get('description') or self.config.get('recipe', self.path.name)}"
+
+
+# ---------------------------------------------------------------------------- finding and reading
+def find_study(root: str | Path) -> Path | None:
+    """The study directory at ``root`` or directly below it (a folder holding study.json), else None.
+
+    A runs root holding several studies gives the one written last, so a fresh ``pss study --out``
+    shows first.
+    """
+    root = Path(root).expanduser()
+    if (root / STUDY_JSON).is_file():
+        return root
+    try:
+        found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / STUDY_JSON).is_file()]
+    except OSError:
+        return None
+    return max(found, key=lambda p: ((p / STUDY_JSON).stat().st_mtime_ns, p.name), default=None)
+
+
+def study_signature(path: str | Path) -> tuple:
+    """A cheap fingerprint of a study's files (study.json, report.md, the runs' fronts): a cache key."""
+    path = Path(path)
+    parts = []
+    for f in [path / STUDY_JSON, path / REPORT_FILE, *sorted(path.glob("runs/*/calibration/front.json"))]:
+        try:
+            st = f.stat()
+            parts.append((str(f.relative_to(path)), st.st_mtime_ns, st.st_size))
+        except OSError:
+            parts.append((str(f.relative_to(path)), None, None))
+    return tuple(parts)
+
+
+def load_study_dir(path: str | Path) -> StudyData:
+    """Read a study directory (see the module docstring). Raises :class:`StudyLoadError` (one line)."""
+    path = Path(path).expanduser()
+    try:
+        doc = read_study(path)
+        data = StudyData(path, doc, accuracy_frame(doc), difference_frame(doc), pd.DataFrame(columns=FRONT_COLUMNS), cost_frame(doc))
+        data.tables = {name: (accuracy_frame(doc, name), difference_frame(doc, name)) for name in TABLES if (doc.get("tables") or {}).get(name)}
+    except PssError as exc:
+        raise StudyLoadError(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StudyLoadError(f"{path / STUDY_JSON} lacks a required field ({exc}); it was not written by pss study") from None
+    data.fronts = fronts_frame(path, doc, data.problems)
+    try:
+        data.report_md = (path / REPORT_FILE).read_text(encoding="utf-8")
+    except OSError:
+        data.problems.append(f"{REPORT_FILE} is missing; rerun `pss study` to write it")
+    return data
+
+
+# ---------------------------------------------------------------------------- tidy frames
+def _section(doc: dict[str, Any], table: str | None) -> tuple[list[dict[str, Any]], str, str, str | None]:
+    """(per-budget entries, key of the arms, key of the differences, reference arm) of the comparison or a table."""
+    if table is None:
+        return list(doc.get("comparison") or []), "strategies", "vs_pss", "pss"
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; study.json has {', '.join(TABLES)}")
+    t = (doc.get("tables") or {}).get(table)
+    if not t:
+        return [], "arms", "vs_reference", None
+    return list(t.get("comparison") or []), "arms", "vs_reference", t.get("reference")
+
+
+def _arms(doc: dict[str, Any], entries: list[dict[str, Any]], key: str, table: str | None) -> list[str]:
+    """The arms in the study's order: its strategies, or a table's arms as study.json lists them."""
+    if table is None:
+        return list((doc.get("study") or {}).get("strategies") or dict.fromkeys(a for e in entries for a in e[key]))
+    return list(dict.fromkeys(a for e in entries for a in e[key]))
+
+
+def _seeds(doc: dict[str, Any]) -> list[int]:
+    return [int(s) for s in (doc.get("study") or {}).get("seeds") or []]
+
+
+def accuracy_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
+    """Test accuracy per (budget, arm): mean over seeds and test images with its 95% bootstrap interval.
+
+    ``table``: None for the comparison of strategies, or "pools_vs_search" / "top_k". ``test_s<seed>``
+    is each seed's test accuracy; an arm that some seed cannot serve at a budget has NaN and n_seeds 0.
+    """
+    entries, key, _, _ = _section(doc, table)
+    seeds = _seeds(doc)
+    columns = ACCURACY_COLUMNS + [f"test_s{s}" for s in seeds]
+    rows = []
+    for e in entries:
+        for arm in _arms(doc, entries, key, table):
+            r = e[key].get(arm)
+            row = {"budget": float(e["budget"]), "label": e["label"], "arm": arm, "mean": np.nan, "lo": np.nan, "hi": np.nan, "n_seeds": 0}
+            if r is not None:
+                row.update(mean=float(r["mean_test_accuracy"]), lo=float(r["ci95"][0]), hi=float(r["ci95"][1]), n_seeds=len(r["per_seed"]))
+                row.update({f"test_s{p['seed']}": float(p["test"]["accuracy"]) for p in r["per_seed"]})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def difference_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
+    """The paired differences per budget: reference minus each other arm (pss minus a baseline), in fractions.
+
+    ``significant``: the 95% interval excludes 0 (study.json's verdict); ``mcnemar_p_s<seed>``: McNemar's exact
+    test of that seed's two subnets on the same test images.
+    """
+    entries, _, diff_key, reference = _section(doc, table)
+    columns = DIFFERENCE_COLUMNS + [f"mcnemar_p_s{s}" for s in _seeds(doc)]
+    rows = []
+    for e in entries:
+        for other, d in (e.get(diff_key) or {}).items():
+            row = {"budget": float(e["budget"]), "label": e["label"], "reference": reference, "other": other,
+                   "difference": float(d["mean_difference"]), "lo": float(d["ci95"][0]), "hi": float(d["ci95"][1]),
+                   "significant": bool(d["significant"])}
+            row.update({f"mcnemar_p_s{p['seed']}": float(p["mcnemar_p"]) for p in d["per_seed"]})
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"significant": bool}) if len(frame) else frame
+
+
+def _run_front_rows(run: dict[str, Any], front: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """Every calibrated subnet a budget can choose in one run's front, flagged when on its Pareto front."""
+    on_front = {p.key for p in pareto_front([p for p in front_points(front) if p.costs.get(kind) is not None], kind)}
+    rows = []
+    for _, c in front_subnets(front):
+        if c["costs"].get(kind) is None:
+            continue
+        test = candidate_test(c)
+        lo, hi = test.interval if test is not None else (np.nan, np.nan)
+        rows.append({"strategy": run["strategy"], "seed": int(run["seed"]), "run": Path(run["path"]).name, "key": c["key"],
+                     "cost": float(c["costs"][kind]), "validation": float(c["accuracy"]),
+                     "test_acc": test.value if test is not None else np.nan, "test_lo": lo, "test_hi": hi,
+                     "test_images": test.images if test is not None else np.nan, "pareto": c["key"] in on_front})
+    return rows
+
+
+def fronts_frame(study_dir: str | Path, doc: dict[str, Any], problems: list[str] | None = None) -> pd.DataFrame:
+    """Each run's calibrated subnets (its ``calibration/front.json``) in the study's cost kind, with test accuracy.
+
+    ``pareto`` marks the subnets some budget buys (validation accuracy decides, as `pss export` does); a run
+    whose front cannot be read is left out and named in ``problems``.
+    """
+    kind = str(doc.get("constraint", "macs"))
+    rows = []
+    for run in doc.get("runs") or []:
+        try:
+            front = RunDir(Path(study_dir) / run["path"]).read_front()
+            rows += _run_front_rows(run, front, kind)
+        except (PssError, KeyError, TypeError) as exc:
+            if problems is not None:
+                problems.append(f"the front of {run.get('path')} is not drawn: {exc}")
+    frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    return frame.astype({"pareto": bool}) if len(frame) else frame
+
+
+def cost_frame(doc: dict[str, Any]) -> pd.DataFrame:
+    """What each strategy cost: its runs, and the means over them of epochs, training seconds, training
+    throughput (images/s) and selection seconds (calibration or search), as study.json measured them."""
+    runs = pd.DataFrame(doc.get("runs") or [], columns=["strategy", "seed", "epochs", "train_seconds", "images_per_second", "selection_seconds"])
+    order = list((doc.get("study") or {}).get("strategies") or dict.fromkeys(runs["strategy"]))
+    rows = []
+    for strategy in order:
+        g = runs[runs["strategy"] == strategy]
+        if not len(g):
+            continue
+        mean = {c: float(pd.to_numeric(g[c], errors="coerce").mean()) for c in COST_COLUMNS[2:]}
+        rows.append({"strategy": strategy, "runs": len(g), **mean})
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
+
+
+# ---------------------------------------------------------------------------- tables and words
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`accuracy_frame` as report.md shows it: budgets down, arms across, "13.67% [8.59, 18.75]" cells."""
+    if not len(frame):
+        return pd.DataFrame()
+    cells = [("–" if not np.isfinite(m) else f"{100 * m:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]")
+             for m, lo, hi in zip(frame["mean"], frame["lo"], frame["hi"])]
+    wide = frame.assign(cell=cells, budget_label="≤ " + frame["label"].astype(str)).pivot_table(
+        index=["budget", "budget_label"], columns="arm", values="cell", aggfunc="first", sort=False)
+    wide = wide[list(dict.fromkeys(frame["arm"]))].reset_index(level=0, drop=True)
+    wide.index.name, wide.columns.name = "budget", None
+    return wide
+
+
+def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`difference_frame` as report.md shows it: one row per (budget, other arm), in percentage points."""
+    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
+    return pd.DataFrame({
+        "budget": "≤ " + frame["label"].astype(str),
+        "compared with": frame["other"],
+        "difference (points)": [f"{100 * d:+.2f}" for d in frame["difference"]],
+        "95% interval": [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(frame["lo"], frame["hi"])],
+        "significant at 5%": ["yes" if s else "no" for s in frame["significant"]],
+        "McNemar p per seed": [", ".join(f"{p:.3g}" for p in row if np.isfinite(p)) for row in frame[pcols].to_numpy(float)],
+    })
+
+
+def _budget_list(labels: list[str]) -> str:
+    return ", ".join(f"≤ {lab}" for lab in labels)
+
+
+def significance_sentence(frame: pd.DataFrame) -> str:
+    """A plain reading of :func:`difference_frame`: how many differences are significant at 5%, and which way."""
+    n = len(frame)
+    if not n:
+        return "There is nothing to compare: the study has no reference arm (pss) or no budget that every run can serve."
+    reference = str(frame["reference"].iloc[0])
+    sig = frame[frame["significant"]]
+    if not len(sig):
+        others = ", ".join(dict.fromkeys(frame["other"].astype(str)))
+        return (f"None of the {n} differences is significant at 5%: every 95% interval contains 0, so with these seeds "
+                f"and test images {reference} cannot be told apart from {others}.")
+    parts = []
+    for other, g in sig.groupby("other", sort=False):
+        better, worse = g[g["difference"] > 0], g[g["difference"] < 0]
+        if len(better):
+            parts.append(f"{reference} is more accurate than {other} at {_budget_list(list(better['label']))}")
+        if len(worse):
+            parts.append(f"{reference} is less accurate than {other} at {_budget_list(list(worse['label']))}")
+    k = len(sig)
+    verb = "is" if k == 1 else "are"
+    rest = f"; the other {n - k} intervals contain 0" if n > k else ""
+    return f"{k} of {n} differences {verb} significant at 5% (the 95% interval excludes 0): " + "; ".join(parts) + rest + "."
+
+
+def recipe_markdown(doc: dict[str, Any]) -> str:
+    """The study in one Markdown paragraph: recipe, overrides, strategies, seeds, selection effort."""
+    s = doc.get("study") or {}
+    overrides = ", ".join(f"`{k}={v}`" for k, v in (s.get("set") or {}).items()) or "no overrides"
+    return (f"Recipe `{s.get('recipe')}` with {overrides}; strategies {', '.join(s.get('strategies') or [])}; seeds "
+            f"{', '.join(map(str, s.get('seeds') or []))}; {s.get('evaluations')} calibrated evaluations per budget for every "
+            f"strategy; budgets are ceilings in {COST_UNITS.get(str(doc.get('constraint')), doc.get('constraint'))}. "
+            "Accuracy is top-1 on the test split, which no selection saw.")
+
+
+# ---------------------------------------------------------------------------- figures
+def arm_color(arm: str, position: int) -> str:
+    """A strategy keeps its colour in every study figure (pss.config's order); other arms go by position."""
+    i = STRATEGIES.index(arm) if arm in STRATEGIES else position
+    return SERIES_COLORS[i % len(SERIES_COLORS)]
+
+
+def budget_axis_title(constraint: str) -> str:
+    return f"budget ({COST_UNITS.get(constraint, constraint)}, ceiling)"
+
+
+def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None,
+                          dodge: float = 0.01) -> go.Figure:
+    """Test accuracy (%) against the budget ceiling: one line per arm, with 95% intervals as error bars.
+
+    Input: :func:`accuracy_frame`. A point is the mean over seeds of the subnet each seed's run exports for
+    that budget; hover names the budget and lists the seeds' own accuracies. Budgets an arm cannot serve are
+    left out. The arms are nudged sideways by ``dodge`` of the budget span each, so that intervals at one
+    budget do not hide each other (0: every point exactly at its budget).
+    """
+    title = title or "Test accuracy at each budget (mean over seeds, 95% interval)"
+    shown = frame[np.isfinite(frame["mean"].to_numpy(float))] if len(frame) else frame
+    if not len(shown):
+        return empty_figure(title)
+    seed_cols = [c for c in frame.columns if c.startswith("test_s")]
+    budgets = shown["budget"].to_numpy(float)
+    step = dodge * (float(budgets.max() - budgets.min()) or abs(float(budgets.max())) or 1.0)
+    arms = list(dict.fromkeys(shown["arm"]))
+    traces = []
+    for i, (arm, g) in enumerate(shown.groupby("arm", sort=False)):
+        g = g.sort_values("budget")
+        x = g["budget"].to_numpy(float) + (i - (len(arms) - 1) / 2) * step
+        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("mean", "lo", "hi"))
+        seeds = [", ".join(f"seed {c[6:]}: {100 * v:.2f}%" for c, v in zip(seed_cols, row) if np.isfinite(v))
+                 for row in g[seed_cols].to_numpy(float)] if seed_cols else [""] * len(g)
+        color = arm_color(str(arm), i)
+        traces.append(dict(
+            type="scatter", x=x, y=y, mode="lines+markers", name=str(arm), legendgroup=str(arm),
+            line=dict(color=color, width=2), marker=dict(color=color, size=9),
+            error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
+            customdata=np.column_stack([g["label"].astype(str).to_numpy(dtype=object), lo, hi, np.array(seeds, dtype=object)]),
+            hovertemplate=(f"<b>{arm}</b> at ≤ %{{customdata[0]}}<br>test accuracy %{{y:.2f}}% "
+                           "(95% CI %{customdata[1]:.2f}–%{customdata[2]:.2f}%)<br>%{customdata[3]}<extra></extra>")))
+    fig = go.Figure(traces)
+    fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
+    fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%")
+    return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in set(shown["arm"]) else None))
+
+
+def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None) -> go.Figure:
+    """The paired difference reference minus each other arm (pss minus a baseline), in percentage points.
+
+    Input: :func:`difference_frame`. Error bars are the 95% bootstrap interval over seeds and the same
+    test images; a filled marker is significant at 5% (the interval excludes 0), a hollow one is not;
+    hover adds McNemar's exact p of each seed. Above the dashed zero line the reference is more accurate.
+    """
+    reference = str(frame["reference"].iloc[0]) if len(frame) else "pss"
+    title = title or f"{reference} minus each {'baseline' if reference == 'pss' else 'arm'} (paired, same test images)"
+    title += "<br><sup>filled: significant at 5% (95% interval excludes 0) · hollow: not significant</sup>"
+    if not len(frame):
+        return empty_figure(title)
+    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
+    traces = []
+    for i, (other, g) in enumerate(frame.groupby("other", sort=False), start=1):
+        g = g.sort_values("budget")
+        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("difference", "lo", "hi"))
+        sig = g["significant"].to_numpy(bool)
+        ps = [", ".join(f"seed {c[11:]}: {p:.3g}" for c, p in zip(pcols, row) if np.isfinite(p)) or "–"
+              for row in g[pcols].to_numpy(float)] if pcols else ["–"] * len(g)
+        color = arm_color(str(other), i)
+        traces.append(dict(
+            type="scatter", x=g["budget"].to_numpy(float), y=y, mode="lines+markers", name=f"{reference} − {other}",
+            line=dict(color=color, width=1.5, dash="dot"),
+            marker=dict(color=color, size=12, symbol=["circle" if s else "circle-open" for s in sig], line=dict(color=color, width=2)),
+            error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
+            customdata=np.column_stack([g["label"].astype(str).to_numpy(dtype=object), lo, hi,
+                                        np.where(sig, "yes", "no").astype(object), np.array(ps, dtype=object)]),
+            hovertemplate=(f"<b>{reference} − {other}</b> at ≤ %{{customdata[0]}}<br>difference %{{y:+.2f}} points "
+                           "(95% CI %{customdata[1]:+.2f} to %{customdata[2]:+.2f})<br>significant at 5%: %{customdata[3]}"
+                           "<br>McNemar p per seed: %{customdata[4]}<extra></extra>")))
+    fig = go.Figure(traces)
+    fig.add_hline(y=0, line=dict(color="#444", dash="dash", width=1))
+    fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
+    fig.update_yaxes(title_text=f"{reference} − other (percentage points)", ticksuffix="", zeroline=False)
+    return _layout(fig, title, height=440, hovermode="closest", margin=dict(l=60, r=20, t=90, b=50))
+
+
+def study_fronts_figure(study: StudyData, title: str | None = None) -> go.Figure:
+    """Every run's Pareto front, overlaid: its subnets' test accuracy (95% Wilson interval) against cost.
+
+    The points are the subnets some budget buys (chosen by validation accuracy, as `pss export` does);
+    y is their test accuracy, which chose nothing. One colour per strategy, one dash per seed; the legend
+    groups a strategy's seeds, so one click hides a strategy.
+    """
+    unit = COST_UNITS.get(study.constraint, study.constraint)
+    title = title or "Each run's Pareto front: test accuracy (95% interval) vs. cost"
+    front = study.fronts[study.fronts["pareto"]] if len(study.fronts) else study.fronts
+    if not len(front):
+        return empty_figure(title)
+    strategies = list(dict.fromkeys([*study.config.get("strategies", []), *front["strategy"]]))
+    seeds = sorted(set(front["seed"]))
+    traces = []
+    for (strategy, seed), g in sorted(front.groupby(["strategy", "seed"], sort=False),
+                                      key=lambda kv: (strategies.index(kv[0][0]), kv[0][1])):
+        g = g.sort_values("cost")
+        color = arm_color(str(strategy), strategies.index(strategy))
+        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("test_acc", "test_lo", "test_hi"))
+        first = seed == min(front.loc[front["strategy"] == strategy, "seed"])
+        traces.append(dict(
+            type="scatter", x=g["cost"].to_numpy(float), y=y, mode="lines+markers", name=f"seed {seed}",
+            legendgroup=str(strategy), legendgrouptitle=dict(text=str(strategy)) if first else None, meta=str(g["run"].iloc[0]),
+            line=dict(color=color, dash=SEED_DASHES[seeds.index(seed) % len(SEED_DASHES)], width=1.8),
+            marker=dict(color=color, size=7), text=g["key"].to_numpy(dtype=object),
+            error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1, width=3),
+            customdata=np.column_stack([100 * g["validation"].to_numpy(float), lo, hi, g["test_images"].to_numpy(float)]),
+            hovertemplate=(f"<b>{strategy}, seed {seed}</b><br>%{{text}}<br>cost %{{x:.4~s}} {unit}<br>test %{{y:.2f}}% "
+                           "(95% CI %{customdata[1]:.2f}–%{customdata[2]:.2f}%, %{customdata[3]:,.0f} images)"
+                           "<br>validation %{customdata[0]:.2f}% (chose it)<extra></extra>")))
+    fig = go.Figure([{k: v for k, v in t.items() if v is not None} for t in traces])
+    fig.update_xaxes(title_text=f"cost ({unit})", tickformat=SI)
+    fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%")
+    return _layout(fig, title, height=500, hovermode="closest", legend=dict(groupclick="togglegroup"))
+
+
+# ---------------------------------------------------------------------------- report.html
+_INLINE = ((re.compile(r"`([^`]+)`"), r"<code>\1</code>"), (re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"))
+
+
+def _inline(text: str) -> str:
+    """Escape, then the inline Markdown report.md uses: `code` and **bold**."""
+    out = html.escape(text, quote=False)
+    for pattern, repl in _INLINE:
+        out = pattern.sub(repl, out)
+    return out
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_html(lines: list[str]) -> str:
+    """A pipe table: header row, the |---| row, body rows."""
+    head, body = _cells(lines[0]), [_cells(r) for r in lines[1:] if not re.fullmatch(r"\|?[\s:|-]+\|?", r.strip())]
+    rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>\n" for r in body)
+    return ("<table>\n<thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr></thead>\n"
+            f"<tbody>\n{rows}</tbody>\n</table>")
+
+
+def markdown_to_html(text: str) -> str:
+    """The Markdown report.md is written in, as HTML: ``#`` headings, paragraphs, ``- `` lists and pipe tables.
+
+    Not a general Markdown parser: just what ``pss study`` writes. Text is escaped, so a cell's ``<=`` stays text.
+    """
+    out: list[str] = []
+    block: list[str] = []
+    kind = None
+
+    def flush() -> None:
+        nonlocal kind
+        if kind == "p":
+            out.append(f"<p>{_inline(' '.join(block))}</p>")
+        elif kind == "ul":
+            out.append("<ul>\n" + "".join(f"<li>{_inline(b)}</li>\n" for b in block) + "</ul>")
+        elif kind == "table":
+            out.append(_table_html(block))
+        block.clear()
+        kind = None
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        heading = re.match(r"(#{1,6})\s+(.*)", line)
+        new = None if not line.strip() else "h" if heading else "table" if line.lstrip().startswith("|") else \
+            "ul" if line.lstrip().startswith("- ") else "p"
+        if new != kind or new == "h":
+            flush()
+        if new == "h":
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif new is not None:
+            kind = new
+            block.append(line.lstrip()[2:] if new == "ul" else line.strip())
+    flush()
+    return "\n".join(out)
+
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.7em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; } tbody tr:nth-child(even) { background: #fafafa; }
+code { background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; font-size: 0.9em; }
+.figure { margin: 1em 0; } .reading { font-weight: 600; } .footer { color: #777; font-size: 0.85em; margin-top: 3em; }
+"""
+
+
+def _figures_html(study: StudyData) -> str:
+    """The three figures, plotly.js inlined once (with the first), each with its caption."""
+    figs = [
+        (study_accuracy_figure(study.accuracy, study.constraint), ""),
+        (study_difference_figure(study.differences, study.constraint),
+         f'<p class="reading">{html.escape(significance_sentence(study.differences))}</p>'),
+        (study_fronts_figure(study), "<p>Each run's subnets that some budget buys (chosen by validation accuracy), "
+                                     "drawn at their test accuracy with its 95% interval.</p>"),
+    ]
+    parts = []
+    for i, (fig, caption) in enumerate(figs):
+        div = fig.to_html(include_plotlyjs=i == 0, full_html=False, config={"displaylogo": False}, default_width="100%")
+        parts.append(f'<div class="figure">{div}{caption}</div>')
+    return "\n".join(parts)
+
+
+def report_html(study_dir: str | Path) -> str:
+    """report.html: the study's report.md as HTML with its three figures, in one file that needs no network.
+
+    The title and the study's paragraph come first, then the figures (plotly.js inlined once), then
+    report.md's tables and method notes. Raises :class:`StudyLoadError` when study.json cannot be read.
+    """
+    study = load_study_dir(study_dir)
+    md = study.report_md or f"# {study.title}\n\n{recipe_markdown(study.doc)}\n"
+    head, sep, rest = md.partition("\n## ")
+    if not re.match(r"#\s", head):
+        head = f"# {study.title}\n\n{head}"
+    problems = "".join(f"<p><em>{html.escape(p)}</em></p>\n" for p in study.problems)
+    created = html.escape(str(study.doc.get("created", "")))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(study.title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"{markdown_to_html(head)}\n{problems}{_figures_html(study)}\n{markdown_to_html(sep.lstrip() + rest) if sep else ''}\n"
+        f'<p class="footer">Written by pss-explorer {html.escape(__version__)} from {STUDY_JSON} (created {created}); '
+        "every number is in that file.</p>\n</body>\n</html>\n"
+    )
+
+
+def write_report_html(study_dir: str | Path) -> Path:
+    """Write ``report.html`` into the study directory (atomically: a temp file, then os.replace); its path.
+
+    Registered as the ``pss.study_reports`` entry point ``html``: ``pss study`` calls it after study.json.
+    """
+    path = Path(study_dir).expanduser() / REPORT_HTML
+    atomic_write_bytes(path, report_html(study_dir).encode("utf-8"))
+    return path
