@@ -268,7 +268,7 @@ def _add_compare(sub) -> None:
 
 STUDY_EPILOG = """built-in study (run it by name):
   fashion-mnist   pss, uniform, mutual, random, pse x 2 seeds on the full Fashion-MNIST (offline through the
-                  Debian package dataset-fashion-mnist), MobileNetV1 x0.25, 6 epochs; about 3 h on 2 CPU cores:
+                  Debian package dataset-fashion-mnist), MobileNetV1 x0.25, 6 epochs (measured: README, `pss study`):
                   pss study fashion-mnist --out runs/study
 
 a study file (YAML):
