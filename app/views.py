@@ -387,7 +387,9 @@ def study(path: str) -> None:
         return
     for problem in data.problems:
         st.warning(problem)
-    st.subheader(data.title)
+    st.subheader(f"`{data.path.name}`")
+    if data.config.get("description"):
+        st.markdown(data.config["description"])
     st.markdown(STUDY_INTRO)
     st.markdown(studies.recipe_markdown(data.doc))
     cols = st.columns(4)

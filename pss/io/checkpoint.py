@@ -8,6 +8,7 @@ loads with ``torch.load(weights_only=True)``: nothing in it is unpickled.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,45 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+#: ``bn_stats.pt`` layout: one flat float tensor per structure plus a JSON index of its
+#: buffers. A tensor per buffer (the first layout, still read) cost ~300 bytes of archive
+#: overhead each, as much as the data itself for a compact supernet's thin layers.
+BN_STATS_LAYOUT = "flat-1"
+
+
 def write_bn_stats(run: RunDir, stats: dict[str, dict[str, torch.Tensor]]) -> None:
-    """Calibrated BN statistics, keyed by structure key (what export slices into a subnet)."""
-    save_tensors(stats, run.bn_stats_file)
+    """Calibrated BN statistics, keyed by structure key (what export slices into a subnet).
+
+    Stored as one flat tensor per structure (values and dtype unchanged, so reading
+    gives back bit-identical buffers) with the names and shapes in a JSON string.
+    """
+    names: list[list[str]] = []  # each distinct list of buffer names once (all structures share one)
+    flat, shapes = {}, {}
+    for key, buffers in stats.items():
+        if list(buffers) not in names:
+            names.append(list(buffers))
+        shapes[key] = [names.index(list(buffers)), [list(t.shape) for t in buffers.values()]]
+        flat[key] = (torch.cat([t.detach().reshape(-1).cpu() for t in buffers.values()])
+                     if buffers else torch.zeros(0))
+    index = json.dumps({"names": names, "shapes": shapes}, separators=(",", ":"))
+    save_tensors({"layout": BN_STATS_LAYOUT, "index": index, "stats": flat}, run.bn_stats_file)
 
 
 def read_bn_stats(run: RunDir) -> dict[str, dict[str, torch.Tensor]]:
-    return load_tensors(run.bn_stats_file, "calibrated BN statistics")
+    """``{structure key: {buffer name: tensor}}`` from either layout of ``bn_stats.pt``."""
+    doc = load_tensors(run.bn_stats_file, "calibrated BN statistics")
+    if not (isinstance(doc, dict) and doc.get("layout") == BN_STATS_LAYOUT):
+        return doc  # the first layout: already {key: {name: tensor}}
+    try:
+        index = json.loads(doc["index"])
+        stats = {}
+        for key, (names_id, shapes) in index["shapes"].items():
+            parts = torch.split(doc["stats"][key], [math.prod(shape) for shape in shapes]) if shapes else []
+            names = index["names"][names_id]
+            if len(names) != len(shapes) or len(parts) != len(shapes):
+                raise ValueError(f"structure {key} has {len(shapes)} shapes for {len(names)} buffers")
+            stats[key] = {name: part.reshape(shape) for name, shape, part in zip(names, shapes, parts)}
+        return stats
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise PssError(f"calibrated BN statistics {run.bn_stats_file} are damaged ({exc.__class__.__name__}: {exc}); "
+                       "run pss calibrate again") from None

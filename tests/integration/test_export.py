@@ -22,6 +22,7 @@ import helpers
 
 import pss
 from pss.errors import PssError
+from pss.io.checkpoint import read_bn_stats
 from pss.io.run import open_run
 from pss.nn.supernet import resize_batch
 from pss.problem.space import Structure
@@ -72,7 +73,7 @@ def reference(trained_run, exported):
     trained = load_trained(run)
     ctx, model = trained.problem, trained.supernet
     s = exported["structure"]
-    stats = torch.load(run.bn_stats_file, weights_only=True)[s.key]
+    stats = read_bn_stats(run)[s.key]
     with torch.no_grad():
         for key, value in stats.items():
             buf = model.get_buffer(key)

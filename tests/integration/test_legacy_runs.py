@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import helpers
 import pssviz
 from pss.config import LEGACY_DEFAULTS
 from pss.data import load_data
+from pss.errors import PssError
+from pss.io.checkpoint import read_bn_stats, write_bn_stats
 from pss.io.run import open_run
 from pss.workflows.calibrate import calibrate_run
 from pss.workflows.export import export_subnet
@@ -41,7 +44,33 @@ def legacy_run(small_run, tmp_path_factory):
     for c in [c for p in front["pools"] for c in p["candidates"]] + list(front["references"].values()):
         c.pop("validation"), c.pop("test")
     (run / "calibration" / "front.json").write_text(json.dumps(front))
+    # the first layout: one tensor per BN buffer, {key: {buffer name: tensor}}
+    torch.save(read_bn_stats(open_run(run)), run / "calibration" / "bn_stats.pt")
     return run
+
+
+def test_the_first_bn_stats_layout_reads_as_the_current_one(legacy_run, tmp_path):
+    old = open_run(legacy_run)
+    assert "layout" not in torch.load(old.bn_stats_file, weights_only=True)
+    stats = read_bn_stats(old)
+    new = open_run(helpers.copy_run(legacy_run, tmp_path / "run"))
+    write_bn_stats(new, stats)
+    assert new.bn_stats_file.stat().st_size < old.bn_stats_file.stat().st_size
+    again = read_bn_stats(new)
+    assert list(again) == list(stats)
+    for key in stats:
+        assert list(again[key]) == list(stats[key])
+        assert all(torch.equal(again[key][n], stats[key][n]) for n in stats[key])
+
+
+def test_a_damaged_bn_stats_index_is_a_one_line_error(legacy_run, tmp_path):
+    run = open_run(helpers.copy_run(legacy_run, tmp_path / "run"))
+    write_bn_stats(run, read_bn_stats(run))
+    raw = torch.load(run.bn_stats_file, weights_only=True)
+    raw["index"] = raw["index"][:-40]
+    torch.save(raw, run.bn_stats_file)
+    with pytest.raises(PssError, match="damaged.*pss calibrate again"):
+        read_bn_stats(run)
 
 
 def test_a_stored_config_reads_as_it_was_trained(legacy_run):

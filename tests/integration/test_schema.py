@@ -21,6 +21,8 @@ from jsonschema import Draft202012Validator  # noqa: E402
 import helpers
 from pss.cli import main  # noqa: E402
 from pss.config import TrainConfig  # noqa: E402
+from pss.io.checkpoint import read_bn_stats  # noqa: E402
+from pss.io.run import RunDir  # noqa: E402
 from pss.problem.space import Structure  # noqa: E402
 
 REPO = helpers.REPO_ROOT
@@ -196,7 +198,7 @@ def test_cross_field_invariants(run_files):
                 b = pool["budget"]
                 assert abs(e["costs"][b["kind"]] - b["value"]) <= b["tolerance"]
     front = run_files["front"][0]
-    bn_stats = torch.load(run_files["run_dir"] / "calibration" / "bn_stats.pt", weights_only=True)
+    bn_stats = read_bn_stats(RunDir(run_files["run_dir"]))
     for t, pool in enumerate(front["pools"]):
         assert pool["index"] == t and pool["budget"] == budgets[t]
         assert len(pool["candidates"]) <= front["top_k"]
@@ -227,7 +229,15 @@ def test_torch_files_have_the_documented_shape(run_files):
     assert [set(p) for p in pools] == [{"budget", "capacity", "entries"}] * len(pools)
     assert json.loads(ckpt["rng"]["numpy"])["bit_generator"] == "PCG64"
 
-    bn_stats = torch.load(run_dir / "calibration" / "bn_stats.pt", weights_only=True)
+    raw = torch.load(run_dir / "calibration" / "bn_stats.pt", weights_only=True)
+    assert raw["layout"] == "flat-1" and isinstance(raw["index"], str)
+    index = json.loads(raw["index"])
+    assert set(index["shapes"]) == set(raw["stats"])
+    for key, (names_id, shapes) in index["shapes"].items():
+        assert len(index["names"][names_id]) == len(shapes)
+        assert raw["stats"][key].dtype == torch.float32 and raw["stats"][key].dim() == 1
+        assert raw["stats"][key].numel() == sum(math.prod(s) for s in shapes)
+    bn_stats = read_bn_stats(RunDir(run_dir))
     key, stats = next(iter(bn_stats.items()))
     structure = Structure.from_key(key)
     assert stats and all(k.endswith((".running_mean", ".running_var")) for k in stats)

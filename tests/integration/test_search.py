@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 import helpers
 from pss.config import TrainConfig
@@ -27,6 +26,8 @@ from pss.sampling.marginals import (
 from pss.evolution.operators import crossover, evolve, mutate
 from pss.evolution.prior import prior_marginals, record_weights
 from pss.evolution.records import LossRecords, proxy_loss, records_from_snapshots
+from pss.io.checkpoint import read_bn_stats
+from pss.io.run import RunDir
 from pss.workflows.search import search_run
 
 
@@ -287,7 +288,7 @@ def test_search_writes_a_valid_front(searched, method):
     assert on_disk["method"] == method and on_disk["search"]["method"] == method
     expected = [b["value"] for b in searched["run_json"]["budgets"]] if method == "random" else searched["thetas"]
     assert [p["budget"]["value"] for p in on_disk["pools"]] == expected
-    bn_stats = torch.load(run / "calibration" / "bn_stats.pt", weights_only=True)
+    bn_stats = read_bn_stats(RunDir(run))
     space_dims = searched["run_json"]["space"]["dimensions"]
     for pool, stat in zip(on_disk["pools"], on_disk["search"]["budgets"]):
         b = pool["budget"]

@@ -20,6 +20,8 @@ import helpers
 from pss.data import load_data
 from pss.evaluate import calibration
 from pss.evaluate.calibration import BNCalibrator, block_channels, calibrate_and_evaluate
+from pss.io.checkpoint import read_bn_stats
+from pss.io.run import RunDir
 from pss.problem.space import Structure
 from pss.workflows import evaluation
 from pss.workflows.calibrate import calibrate_run
@@ -168,7 +170,7 @@ def _without_times(doc):
 
 def _front_and_stats(run):
     front = json.loads((run / "calibration" / "front.json").read_text())
-    return _without_times(front), torch.load(run / "calibration" / "bn_stats.pt", weights_only=True)
+    return _without_times(front), read_bn_stats(RunDir(run))
 
 
 def _same_outputs(a, b) -> None:

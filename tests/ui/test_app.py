@@ -53,7 +53,7 @@ def _charts(at: AppTest) -> int:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_on_the_sample_run(page, monkeypatch):
-    at = _app(SAMPLE.parent, monkeypatch)
+    at = _app(SAMPLE, monkeypatch)
     _goto(at, page)
     _assert_clean(at)
     assert at.header[0].value == page
@@ -77,7 +77,7 @@ def _chosen_key(at: AppTest) -> str:
 
 def test_budget_slider_changes_the_chosen_subnet(monkeypatch):
     """The slider spans C(min)..C(max) in human units and picks what `pss export --budget` picks."""
-    at = _goto(_app(SAMPLE.parent, monkeypatch), "Front & Export")
+    at = _goto(_app(SAMPLE, monkeypatch), "Front & Export")
     front = json.loads((SAMPLE / "calibration" / "front.json").read_text())
     refs = front["references"]
     slider = at.select_slider(key="budget_macs")
@@ -184,7 +184,7 @@ def test_new_epochs_of_a_training_run_show_on_the_next_rerun(generated_root, tmp
 
 
 def test_pools_over_all_epochs_view(monkeypatch):
-    at = _goto(_app(SAMPLE.parent, monkeypatch), "Pools")
+    at = _goto(_app(SAMPLE, monkeypatch), "Pools")
     assert at.select_slider(key="pools_epoch").value == 40
     at.button_group(key="pools_view").set_value("Over all epochs").run()
     _assert_clean(at)
@@ -277,8 +277,26 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
 
 
+def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
+    """A fresh clone's `streamlit run app/main.py` (no $PSS_RUNS) shows the bundled default study first."""
+    from pssviz import study as studies
+
+    monkeypatch.delenv("PSS_RUNS", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    _assert_clean(at)
+    assert at.header[0].value == "Study"
+    shipped = studies.load_study_dir(helpers.REPO_ROOT / "sample_checkpoints" / "fashion-mnist-study")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [t["name"] for t in specs[0]["data"]] == ["pss", "uniform", "mutual", "random", "pse"]
+    assert len(specs[2]["data"]) >= 10, "every shipped run's front, overlaid"
+    assert any(studies.significance_sentence(shipped.differences) in m.value for m in at.markdown)
+    runs = at.selectbox(key="run").options
+    assert sum("fashion-mnist-study" in r for r in runs) == 10 and any("cifar10-subset-mbv1" in r for r in runs)
+
+
 def test_without_a_study_the_app_is_unchanged(monkeypatch):
-    at = _app(SAMPLE.parent, monkeypatch)
+    at = _app(SAMPLE, monkeypatch)
     _assert_clean(at)
     assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
     assert not any("Study" in c.value for c in at.sidebar.caption)

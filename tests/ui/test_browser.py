@@ -43,9 +43,10 @@ LIVE_EPOCHS = 6
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory, make_run_module) -> Path:
-    """The bundled sample run, plus a 'live' generated run that has finished 3 of its epochs."""
+    """The bundled sample run and study, plus a 'live' generated run that has finished 3 of its epochs."""
     root = tmp_path_factory.mktemp("runs")
     shutil.copytree(SAMPLE_ROOT / "cifar10-subset-mbv1", root / "cifar10-subset-mbv1")
+    shutil.copytree(SAMPLE_ROOT / "fashion-mnist-study", root / "fashion-mnist-study")
     live = make_run_module.make_run(root / "live", epochs=LIVE_EPOCHS, pools=4, entries=6, front=False)
     held = root / "held"
     held.mkdir()
@@ -103,6 +104,26 @@ def _wait_rendered(page) -> None:
     # Wait for the script run to finish (the "running" indicator disappears).
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=120_000)
     page.wait_for_timeout(800)
+
+
+def test_the_study_page_opens_first(server, browser, tmp_path):
+    """With a study in the runs folder, the address alone opens the Study page with its figures."""
+    shots = Path(os.environ.get("PSS_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    started = time.perf_counter()
+    page.goto(server)
+    _wait_rendered(page)
+    page.get_by_role("heading", name="Study").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=60_000)
+    print(f"Study page ready {time.perf_counter() - started:.1f} s after the first request (server already up)")
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert "significant" in page.inner_text("body")
+    page.screenshot(path=str(shots / "study.png"), full_page=True)
+    assert not errors, errors
+    page.close()
 
 
 def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
