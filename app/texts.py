@@ -13,6 +13,9 @@ CHARTS = {
     "entries": "Every dot is a subnet φ in a pool πᵗ at the chosen epoch: its cost C(φ) against its pool metric **m** "
     "(the moving average of −loss, Alg. 3); the shaded bands are the budgets **θᵗ ± δ** a subnet must fall in, "
     "and bigger dots were sampled more often.",
+    "animation": "Press ▶ play: the pools πᵗ epoch by epoch, each dot a subnet at its cost C(φ) and metric m. Early on "
+    "the pools fill with subnets drawn from S; later, with p small, they change by pushes of better subnets and evictions "
+    "of the worst (Alg. 3), and m rises as the supernet learns.",
     "evolution": "How each pool πᵗ changed epoch by epoch: subnets pushed in and evicted (Alg. 3 keeps the best **M** "
     "by **m**), the best and mean **m**, and the cost spread of its entries inside θᵗ ± δ.",
     "counters": "Where each pool's samples came from in this epoch: drawn from the structure space **S** (probability "
@@ -20,12 +23,18 @@ CHARTS = {
     "table": "The entries of the pools at this epoch, best **m** first; q is each entry's Eq. 6 sampling probability "
     "and the accuracy column is filled once the run is calibrated at this epoch.",
     "probabilities": "**p** (Eq. 3) is the chance to explore the structure space S instead of exploiting the pool; it "
-    "stays 1 until a pool is full, then decays as p_end^(t/T); **η** is the temperature of Eq. 6 and decays the same way, "
+    "stays 1 until a pool is full, then decays as p_end^(e/E) (epoch e of E); **η** is the temperature of Eq. 6 and decays the same way, "
     "sharpening the pool distribution q.",
     "distribution": "Inside one pool: **q** (Eq. 6, softmax of m/η over the entries at the end of the epoch) next to "
-    "the share of times each entry was actually sampled from the pool since it entered.",
+    "the share of the pool's samples each entry actually got **in the same epoch** (from the snapshots' counters). "
+    "q moved during the epoch as m was updated, so the two agree only roughly; early on, when p is high, most samples "
+    "came from S and pushed new entries.",
     "profiles": "Width profile of each pool's best subnet: **oᵢ / oᵢᵐᵃˣ** per layer (Sec. 3.1), against the "
     "uniform-width subnet of about the same cost (dashed) that US-Net or MutualNet would use.",
+    "channels": "The same subnets in channels: each column is a layer's output channels oᵢ, the last row its oᵢᵐᵃˣ; "
+    "r is the input resolution in pixels. Every width is a multiple of the divisor (8 channels), which is why the "
+    "uniform reference's ratio steps from layer to layer: w·oᵢᵐᵃˣ is rounded to the divisor, and layers with "
+    "different oᵢᵐᵃˣ round differently.",
     "heatmap": "All pools at once: rows are budgets θᵗ (cheapest at the bottom), columns are layers, colour is "
     "oᵢ / oᵢᵐᵃˣ of the pool's best subnet — where PSS spends and saves channels.",
     "front": "After training, Alg. 1 re-estimates BN statistics of each pool's top-k subnets (and of the min and max "

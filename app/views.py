@@ -9,6 +9,7 @@ import streamlit as st
 
 import pss
 import state
+from pss.units import format_cost, format_quantity
 from pssviz import analysis, figures
 from pssviz import study as studies
 from pssviz.load import RunData
@@ -88,7 +89,7 @@ def overview(data: RunData, others: list[RunData]) -> None:
         st.subheader("Run")
         st.dataframe(pd.DataFrame({"value": [str(v) for v in info.values()]}, index=list(info.keys())), width="stretch")
         st.subheader(f"Budgets θ ± δ ({_cost_label(data)})")
-        b = data.budgets.assign(theta=data.budgets["theta"].map(pss.format_quantity), delta=data.budgets["delta"].map(pss.format_quantity))
+        b = data.budgets.assign(theta=data.budgets["theta"].map(format_quantity), delta=data.budgets["delta"].map(format_quantity))
         st.dataframe(b[["pool", "label", "theta", "delta"]], hide_index=True, width="stretch")
 
 
@@ -113,11 +114,21 @@ def pools(data: RunData, others: list[RunData]) -> None:
     shown = set(budgets["pool"])
     cost_label = COST_LABELS.get(kind, kind)
     view = st.segmented_control(
-        "View", ["At one epoch", "Over all epochs"], default="At one epoch", key="pools_view",
-        help="One epoch: every entry, Alg. 3's counters and the pool table. All epochs: how each pool evolved.",
+        "View", POOL_VIEWS, default=POOL_VIEWS[0], key="pools_view",
+        help="One epoch: every entry, Alg. 3's counters and the pool table. Play: the entries epoch by epoch. "
+        "All epochs: how each pool evolved.",
     )
+    if view == "Play over epochs":
+        _chart(figures.pool_entries_animation(data.entries[data.entries["pool"].isin(shown)] if len(kinds) > 1 else data.entries,
+                                              budgets, cost_label=cost_label), "animation", CHARTS["animation"])
+        return
     if view == "Over all epochs":
-        _chart(figures.pool_evolution_figure(pools_, cost_label=cost_label), "evolution", CHARTS["evolution"])
+        labels = dict(zip(budgets["pool"], budgets["label"]))
+        names = {f"pool {t + 1} (θ = {labels[t]})": t for t in budgets["pool"]}
+        picked = st.multiselect("Pools", list(names), default=list(names), key="evolution_pools",
+                                help="Show fewer pools to follow one; the legend also toggles them.")
+        chosen = pools_[pools_["pool"].isin([names[n] for n in picked])]
+        _chart(figures.pool_evolution_figure(chosen, cost_label=cost_label, n_pools=len(budgets)), "evolution", CHARTS["evolution"])
         return
     epoch = _epoch_slider(data, "pools_epoch")
     at = analysis.entries_at(data, epoch)
@@ -126,25 +137,42 @@ def pools(data: RunData, others: list[RunData]) -> None:
     _chart(figures.pool_counters_figure(pools_, epoch), "counters", CHARTS["counters"])
     st.subheader("Pool table")
     labels = dict(zip(budgets["pool"], budgets["label"]))
-    choice = st.selectbox("Pool", ["all pools"] + [labels[t] for t in budgets["pool"]],
+    choice = st.selectbox("Pool", ["all pools"] + [f"pool {t + 1} (θ = {labels[t]})" for t in budgets["pool"]],
                           key="table_pool" if len(kinds) == 1 else f"table_pool_{kind}")
-    pool = None if choice == "all pools" else int(budgets.loc[budgets["label"] == choice, "pool"].iloc[0])
+    pool = None if choice == "all pools" else int(choice.split()[1]) - 1
     table = analysis.pool_table(data, epoch, pool)
     table = table[table["pool"].isin(shown)] if len(kinds) > 1 else table
     st.dataframe(
-        table,
+        _readable_pool_table(table),
         hide_index=True,
         width="stretch",
         column_config={
-            "m": st.column_config.NumberColumn("m", format="%.4f", help="pool metric: moving average of -loss"),
-            "q": st.column_config.NumberColumn("q", format="%.3f", help="Eq. 6 sampling probability"),
-            "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-            "macs": st.column_config.NumberColumn("MACs", format="compact"),
+            "pool": st.column_config.NumberColumn("pool", help="1 = the cheapest budget θ"),
+            "rank": st.column_config.NumberColumn("rank", help="by m within the pool, 1 = best"),
+            "m": st.column_config.NumberColumn("m", format="%.4f", help="pool metric: moving average of −loss (Alg. 3)"),
+            "q": st.column_config.NumberColumn("q", format="%.3f", help="Eq. 6 sampling probability at the end of this epoch"),
+            "sampled": st.column_config.NumberColumn("sampled", help="times drawn since the entry joined its pool"),
+            "MACs": st.column_config.NumberColumn("MACs", format="compact"),
             "params": st.column_config.NumberColumn("params", format="compact"),
+            "val. accuracy": st.column_config.TextColumn("val. accuracy", help="after calibration (Alg. 1); blank: not calibrated"),
+            "chosen": st.column_config.TextColumn("chosen", help="✓ the pool's best after calibration (Eq. 5)"),
         },
         key="pool_table",
     )
     st.caption(CHARTS["table"])
+
+
+POOL_VIEWS = ["At one epoch", "Play over epochs", "Over all epochs"]
+
+
+def _readable_pool_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The pool table for people: 1-based pool and rank, no literal None, accuracy as text only where measured."""
+    out = table.rename(columns={"times_sampled": "sampled", "macs": "MACs", "resolution": "r (px)"}).copy()
+    out["pool"] = out["pool"] + 1
+    out["rank"] = out["rank"] + 1
+    out["val. accuracy"] = [f"{a:.2%}" if pd.notna(a) else "" for a in out.pop("accuracy")]
+    out["chosen"] = np.where(out.pop("is_best"), "✓", "")
+    return out
 
 
 # ---------------------------------------------------------------------------- Sampling
@@ -161,7 +189,7 @@ def sampling(data: RunData, others: list[RunData]) -> None:
         pool = labels.index(label)
     with c2:
         epoch = _epoch_slider(data, "dist_epoch")
-    _chart(figures.pool_distribution_figure(analysis.entries_at(data, epoch), pool, label), "distribution", CHARTS["distribution"])
+    _chart(figures.pool_distribution_figure(analysis.sampled_in_epoch(data, epoch), pool, label), "distribution", CHARTS["distribution"])
 
 
 # ---------------------------------------------------------------------------- Widths
@@ -181,7 +209,14 @@ def widths(data: RunData, others: list[RunData]) -> None:
     chosen = st.multiselect("Pools to compare", labels, default=default, key="widths_pools")
     pools_ = [labels.index(c) for c in chosen]
     if pools_:
-        _chart(figures.width_profile_figure(analysis.width_profiles(data, epoch, pools_)), "profiles", CHARTS["profiles"])
+        profiles = analysis.width_profiles(data, epoch, pools_)
+        _chart(figures.width_profile_figure(profiles), "profiles", CHARTS["profiles"])
+        table = analysis.channels_table(profiles)
+        table["cost"] = [format_cost(c, data.constraint) if pd.notna(c) else "" for c in table["cost"]]
+        table["pool"] = [str(int(v)) if pd.notna(v) else "" for v in table["pool"]]
+        table["r (px)"] = [str(int(v)) if pd.notna(v) else "" for v in table["r (px)"]]
+        st.dataframe(table, hide_index=True, width="stretch", key="channels")
+        st.caption(CHARTS["channels"])
     else:
         st.info("Pick at least one pool to draw its width profile.")
     _chart(figures.width_heatmap_figure(analysis.width_matrix(data, epoch)), "heatmap", CHARTS["heatmap"])
@@ -243,7 +278,7 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     with right:
         st.subheader("Chosen subnet")
         if chosen is None:
-            st.warning(f"No calibrated subnet costs at most {pss.format_quantity(budget)} {label}; raise the budget.")
+            st.warning(f"No calibrated subnet costs at most {format_quantity(budget)} {label}; raise the budget.")
         else:
             _chosen_card(data, chosen, constraint)
     if chosen is not None:
@@ -301,8 +336,8 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     else:
         c2.metric("Test accuracy", "–", help="this run has no test split")
         st.caption("No test split in this run: the validation accuracy also chose this subnet, so it is optimistic.")
-    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
-    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
+    c1.metric("MACs", format_quantity(chosen["macs"]))
+    c2.metric("Parameters", format_quantity(chosen["params"]))
     st.metric("Input", f"{int(chosen['resolution'])} px")
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")

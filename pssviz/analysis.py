@@ -30,6 +30,30 @@ def entries_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
     return data.entries[data.entries["epoch"] == epoch]
 
 
+def sampled_in_epoch(data: RunData, epoch: int | None = None) -> pd.DataFrame:
+    """:func:`entries_at` with ``sampled_in_epoch``: how often each entry was sampled during ``epoch`` itself.
+
+    Snapshots store ``times_sampled`` since the entry entered its pool; the count in
+    one epoch is its difference to the previous snapshot (same pool, same key), or
+    the whole count for an entry that entered during the epoch. (An entry evicted
+    and pushed again within the epoch restarts its count: it is then undercounted.)
+    """
+    at = entries_at(data, epoch).copy()
+    if not len(at):
+        return at.assign(sampled_in_epoch=pd.Series(dtype="int64"))
+    epoch = data.last_epoch if epoch is None else int(epoch)
+    earlier = data.entries[data.entries["epoch"] < epoch]
+    before = pd.Series(dtype="int64")
+    if len(earlier):
+        previous = earlier[earlier["epoch"] == earlier["epoch"].max()]
+        before = previous.set_index(["pool", "key"])["times_sampled"]
+    index = pd.MultiIndex.from_arrays([at["pool"], at["key"]])
+    prior = before.reindex(index).to_numpy(dtype=float)
+    now = at["times_sampled"].to_numpy(dtype=float)
+    at["sampled_in_epoch"] = np.where(np.isnan(prior) | (prior > now), now, now - prior).astype("int64")
+    return at
+
+
 def best_entries(data: RunData, epoch: int | None = None, k: int = 1) -> pd.DataFrame:
     """The top-``k`` entries of each pool by the metric m at ``epoch``."""
     at = entries_at(data, epoch)
@@ -96,6 +120,26 @@ def width_profiles(data: RunData, epoch: int | None = None, pools: list[int] | N
 
 
 PROFILE_COLUMNS = ["pool", "label", "series", "layer", "name", "group", "ratio", "width", "o_max", "resolution", "cost", "multiplier"]
+
+
+def channels_table(profiles: pd.DataFrame) -> pd.DataFrame:
+    """The subnets of :func:`width_profiles` as rows of absolute channels: pool (1-based), subnet, input
+    resolution, cost, then one column per layer holding o_i (its o_max in the last row, ``o_max``)."""
+    if profiles is None or not len(profiles):
+        return pd.DataFrame()
+    order = profiles.drop_duplicates("layer").sort_values("layer")["name"].astype(str).tolist()
+    rows = []
+    for (pool, series), g in profiles.groupby(["pool", "series"], sort=False):
+        g = g.sort_values("layer")
+        subnet = "best" if series == "best" else f"uniform ×{float(g['multiplier'].iloc[0]):.2f}"
+        rows.append({"pool": int(pool) + 1, "budget θ": g["label"].iloc[0], "subnet": subnet,
+                     "r (px)": int(g["resolution"].iloc[0]), "cost": float(g["cost"].iloc[0]),
+                     **dict(zip(g["name"].astype(str), g["width"].astype(int)))})
+    first = profiles[profiles["series"] == profiles["series"].iloc[0]].drop_duplicates("layer").sort_values("layer")
+    rows.append({"pool": None, "budget θ": "", "subnet": "o_max", "r (px)": None, "cost": None,
+                 **dict(zip(first["name"].astype(str), first["o_max"].astype(int)))})
+    table = pd.DataFrame(rows)
+    return table[["pool", "budget θ", "subnet", "r (px)", "cost", *order]]
 
 
 def key_profile(data: RunData, key: str, cost: float, pool: int, label: str, reference: bool = True) -> pd.DataFrame:

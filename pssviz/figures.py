@@ -212,6 +212,18 @@ def pool_evolution_figure(pools: pd.DataFrame, cost_label: str = "cost", n_pools
     return _layout(fig, title, height=820, hovermode="closest", legend=dict(title="pool (θ)", groupclick="togglegroup"))
 
 
+def _one_schedule(pools: pd.DataFrame) -> bool:
+    """True when every pool has the same p and eta at every epoch (then one line draws them all)."""
+    if pools["pool"].nunique() < 2:
+        return False
+    wide = pools.pivot_table(index="epoch", columns="pool", values=["p", "eta"])
+    values = wide.to_numpy(float)
+    if np.isnan(values).any():
+        return False
+    p, eta = wide["p"].to_numpy(float), wide["eta"].to_numpy(float)
+    return bool(np.allclose(p, p[:, :1], rtol=1e-9, atol=1e-12) and np.allclose(eta, eta[:, :1], rtol=1e-9, atol=1e-12))
+
+
 def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: bool = False, n_pools: int | None = None) -> go.Figure:
     """Where Alg. 3 drew its medium subnets from, per pool, over the epochs.
 
@@ -219,7 +231,9 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     1 - p from the pool pi^t); bottom: the temperature eta of Eq. 6. Both are
     1 while the pool is not full, then follow p_end^(e/E) and eta_end^(e/E):
     those schedules (``epochs.p_schedule`` / ``eta_schedule``) are drawn black
-    dashed. ``log=True`` draws both y axes logarithmic.
+    dashed. When every pool has the same p and eta at every epoch (they all
+    filled in the same epoch), one line stands for all of them. ``log=True``
+    draws both y axes logarithmic, ticks at the decades.
     """
     title = "Sampling probability p (Eq. 3) and temperature η (Eq. 6)"
     if _empty(pools) and _empty(epochs):
@@ -227,7 +241,18 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("p: probability of sampling from S (1 − p: from the pool)", "η: temperature of q (Eq. 6)"))
     traces = []
-    if not _empty(pools):
+    if not _empty(pools) and _one_schedule(pools):
+        # every pool filled at the same epoch and follows the same p and eta: one line says it, not one per pool
+        g = pools[pools["pool"] == pools["pool"].min()].sort_values("epoch")
+        x, n = g["epoch"].to_numpy(), int(pools["pool"].nunique())
+        custom = np.column_stack([g["size"].to_numpy(), g["capacity"].to_numpy()])
+        for row, col, sym in ((1, "p", "p"), (2, "eta", "η")):
+            traces.append(_scatter(
+                x=x, y=g[col].to_numpy(float), mode="lines", name=f"all {n} pools (identical)", legendgroup="pools",
+                showlegend=row == 1, line=dict(color=SERIES_COLORS[0], width=2.2), customdata=custom, **_on(row),
+                hovertemplate=(f"<b>all {n} pools</b><br>epoch %{{x}}<br>{sym} = %{{y:.4f}}"
+                               "<br>|π| = %{customdata[0]} / M = %{customdata[1]}<extra></extra>")))
+    elif not _empty(pools):
         colors = pool_colors(_n_pools(n_pools, pools))
         for t, g in pools.sort_values(["pool", "epoch"]).groupby("pool", sort=True):
             t = int(t)
@@ -252,9 +277,11 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     positive = np.concatenate(values)
     positive = positive[np.isfinite(positive) & (positive > 0)]
     floor = min(0.005, 0.8 * float(positive.min())) if positive.size else 0.005
+    decades = [10.0 ** k for k in range(int(np.floor(np.log10(floor))), 1)]
     for row, sym in ((1, "p"), (2, "η")):
         if log:
-            fig.update_yaxes(type="log", range=[np.log10(floor), np.log10(1.05)], title_text=f"{sym} (log)", row=row, col=1)
+            fig.update_yaxes(type="log", range=[np.log10(floor), np.log10(1.05)], title_text=f"{sym} (log)", row=row, col=1,
+                             tickvals=decades, ticktext=[f"{v:g}" for v in decades])
         else:
             fig.update_yaxes(range=[0, 1.05], title_text=sym, row=row, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
@@ -268,7 +295,8 @@ def pool_counters_figure(pools: pd.DataFrame, epoch: int, n_pools: int | None = 
     from pi^t with Eq. 6), pushes (new structures inserted, Alg. 3 lines 9-13),
     evictions (the worst of M + 1 removed, possibly the newcomer itself) and
     updates (a sampled structure already held: its m averaged, lines 15-16).
-    Counters cover that epoch only. Bars are coloured by counter (not by pool);
+    When pushes equal draws from S and updates equal draws from the pool in
+    every pool (as the trainer does), each pair is one bar. Counters cover that epoch only. Bars are coloured by counter (not by pool);
     the x axis lists the pools, cheapest budget first.
     """
     title = f"What Alg. 3 did in each pool, epoch {epoch}"
@@ -282,6 +310,11 @@ def pool_counters_figure(pools: pd.DataFrame, epoch: int, n_pools: int | None = 
                               at["mean_trials"].to_numpy(float), at["p"].to_numpy(float)])
     series = (("from_space", "sampled from S (Eq. 4)"), ("from_pool", "sampled from π (Eq. 6)"),
               ("pushes", "pushed"), ("evictions", "evicted"), ("updates", "m updated"))
+    if (at["pushes"] == at["from_space"]).all() and (at["updates"] == at["from_pool"]).all():
+        # the trainer pushes every draw from S and updates m of every draw from the pool: two pairs of equal
+        # counters by construction, shown once each
+        series = (("from_space", "sampled from S (Eq. 4), pushed"), ("from_pool", "sampled from π (Eq. 6), m updated"),
+                  ("evictions", "evicted"))
     traces = [_bar(x=x, y=at[col].to_numpy(), name=name, marker_color=SERIES_COLORS[i], customdata=custom,
                      hovertemplate=(f"<b>%{{x}}</b><br>{name}: %{{y}}<br>|π| = %{{customdata[0]}} / %{{customdata[1]}}"
                                     "<br>p = %{customdata[3]:.3f}, mean Eq. 4 trials %{customdata[2]:.1f}<extra></extra>"))
@@ -325,6 +358,12 @@ def _entry_traces(at: pd.DataFrame, pool_ids, colors, labels, ts_max: float, cos
     return out
 
 
+def _size_legend(ts_max: float) -> dict:
+    """The key to the marker size of the pool-entry figures (an annotation below the legend)."""
+    return dict(xref="paper", yref="paper", x=1.02, y=0.0, xanchor="left", yanchor="bottom", align="left", showarrow=False,
+                font=dict(size=11), text=f"dot size: times sampled<br>· small: 0<br>● large: {int(ts_max)}×")
+
+
 def pool_entries_figure(entries_at_epoch: pd.DataFrame, budgets: pd.DataFrame, epoch: int | None = None,
                         cost_label: str = "MACs") -> go.Figure:
     """Every entry of every pool pi^t at one epoch: cost C(phi) (x) against the pool metric m (y).
@@ -346,6 +385,7 @@ def pool_entries_figure(entries_at_epoch: pd.DataFrame, budgets: pd.DataFrame, e
     pool_ids = sorted(set(at["pool"].unique()) | (set(budgets["pool"]) if not _empty(budgets) else set()))
     fig = go.Figure(_entry_traces(at, pool_ids, colors, labels, ts_max, cost_label))
     fig.update_layout(**_budget_bands(budgets, colors))
+    fig.add_annotation(**_size_legend(ts_max))
     fig.update_xaxes(title_text=f"cost C(φ) ({cost_label})", tickformat=SI)
     fig.update_yaxes(title_text="m = −loss (moving average; higher is better)")
     return _layout(fig, title, height=520, hovermode="closest", legend=dict(title="pool (θ)"))
@@ -378,6 +418,7 @@ def pool_entries_animation(entries: pd.DataFrame, budgets: pd.DataFrame, max_fra
     y0, y1 = float(entries["m"].min()), float(entries["m"].max())
     pad_x, pad_y = 0.03 * (x1 - x0 or 1.0), 0.05 * (y1 - y0 or 1.0)
     fig = go.Figure(data=_entry_traces(by_epoch[pick[0]], pool_ids, colors, labels, ts_max, cost_label), frames=frames)
+    fig.add_annotation(**_size_legend(ts_max))
     step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
     fig.update_layout(
         **_budget_bands(budgets, colors),
@@ -401,10 +442,12 @@ def pool_distribution_figure(entries_at_epoch: pd.DataFrame, pool: int, label: s
     """Inside one pool pi^t at one epoch: q of Eq. 6 next to how often each entry was really sampled.
 
     x = rank 1..M by m (best first); bars: q_j = softmax(m_j / eta) (Eq. 6),
-    and the share times_sampled_j / sum_j times_sampled_j. Caveat: q is the
-    distribution at the *end* of the epoch, while times_sampled is cumulative
-    since the entry entered the pool (pushes from S and draws from the pool
-    both count), so old entries and early, flat-q epochs weigh in the share.
+    and the share of the pool's samples that went to entry j. With a
+    ``sampled_in_epoch`` column (:func:`pssviz.analysis.sampled_in_epoch`) the
+    share counts samples *in this epoch*, the same epoch q describes; without
+    it, ``times_sampled`` since the entry entered the pool (then old entries and
+    early, flat-q epochs weigh in). q is the distribution at the *end* of the
+    epoch; during it q moved as m was updated, so the two agree only roughly.
     """
     lab = label or f"pool {pool}"
     title = f"{lab}: Eq. 6 probabilities q vs. share of samples"
@@ -417,16 +460,19 @@ def pool_distribution_figure(entries_at_epoch: pd.DataFrame, pool: int, label: s
         lab = str(at["label"].iloc[0])
     at = at.sort_values("rank")
     color = pool_colors(max(_n_pools(n_pools, entries_at_epoch), int(pool) + 1))[int(pool)]
-    ts = at["times_sampled"].to_numpy(float)
+    in_epoch = "sampled_in_epoch" in at
+    ts = at["sampled_in_epoch" if in_epoch else "times_sampled"].to_numpy(float)
     share = ts / ts.sum() if ts.sum() > 0 else np.zeros_like(ts)
     x = at["rank"].to_numpy() + 1
     keys, m = at["key"].to_numpy(dtype=object), at["m"].to_numpy(float)
     custom = np.column_stack([m, ts])
-    hover = "<b>#%{x}</b> %{text}<br>%{fullData.name}: %{y:.3f}<br>m = %{customdata[0]:.4f}, sampled %{customdata[1]}×<extra></extra>"
+    when = " in this epoch" if in_epoch else " since it entered"
+    hover = ("<b>#%{x}</b> %{text}<br>%{fullData.name}: %{y:.3f}<br>m = %{customdata[0]:.4f}, sampled %{customdata[1]}×"
+             + when + "<extra></extra>")
     fig = go.Figure([
         _bar(x=x, y=at["q"].to_numpy(float), name="q (Eq. 6, end of epoch)", marker_color=color, text=keys,
                textposition="none", customdata=custom, hovertemplate=hover),
-        _bar(x=x, y=share, name="share of times sampled (cumulative)",
+        _bar(x=x, y=share, name="share of samples in this epoch" if in_epoch else "share of times sampled (cumulative)",
              marker=dict(color=_rgba(color, 0.35), line=dict(color=color, width=1)),
                text=keys, textposition="none", customdata=custom, hovertemplate=hover),
     ])
@@ -464,7 +510,8 @@ def width_profile_figure(profiles: pd.DataFrame, n_pools: int | None = None) -> 
         t, g = int(t), groups.get_group((t, series)).sort_values("layer")
         lab = str(g["label"].iloc[0]) if "label" in g and pd.notna(g["label"].iloc[0]) else f"pool {t}"
         best = series == "best"
-        name = f"{lab} best" if best else f"uniform ×{_uniform_multiplier(g):.2f}"
+        r = int(g["resolution"].iloc[0])
+        name = f"{lab} best, {r} px" if best else f"uniform ×{_uniform_multiplier(g):.2f}, {r} px"
         custom = np.column_stack([g["width"].to_numpy(), g["o_max"].to_numpy(), g["cost"].to_numpy(float), g["resolution"].to_numpy()])
         traces.append(_scatter(
             x=g["name"].astype(str).to_numpy(dtype=object), y=g["ratio"].to_numpy(float), name=name, legendgroup=f"pool{t}",

@@ -190,6 +190,38 @@ def test_pools_over_all_epochs_view(monkeypatch):
     _assert_clean(at)
     assert _charts(at) == 1
     assert any("evicted" in c.value for c in at.caption)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len({t["legendgroup"] for t in spec["data"]}) == 8, "all eight pools by default"
+    at.multiselect(key="evolution_pools").set_value([at.multiselect(key="evolution_pools").options[2]]).run()
+    _assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["legendgroup"] for t in spec["data"]} == {"pool2"}, "one pool picked: only its lines"
+
+
+def test_pools_play_view_and_a_readable_table(monkeypatch):
+    at = _goto(_app(SAMPLE, monkeypatch), "Pools")
+    table = next(d.value for d in at.dataframe if "rank" in d.value.columns)
+    assert table["pool"].min() == 1 and table["rank"].min() == 1, "pools and ranks are numbered from 1"
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist() and "nan" not in table.astype(str).to_numpy().ravel().tolist()
+    calibrated = table[table["val. accuracy"] != ""]
+    assert len(calibrated) and calibrated["val. accuracy"].str.endswith("%").all()
+    assert (table["chosen"] == "✓").sum() == 8, "one chosen subnet per pool"
+    at.button_group(key="pools_view").set_value("Play over epochs").run()
+    _assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["frames"]) == 40 and spec["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ play"
+    assert any("dot size" in a.get("text", "") for a in spec["layout"]["annotations"])
+
+
+def test_widths_page_shows_channels_and_resolution(monkeypatch):
+    at = _goto(_app(SAMPLE, monkeypatch), "Widths")
+    _assert_clean(at)
+    table = next(d.value for d in at.dataframe if "subnet" in d.value.columns)
+    assert list(table.columns[:5]) == ["pool", "budget θ", "subnet", "r (px)", "cost"]
+    assert table.iloc[-1]["subnet"] == "o_max" and set(table["subnet"][:-1]) >= {"best"}
+    assert table["cost"].iloc[0].endswith("MACs")
+    names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert all(n.endswith(" px") for n in names)
 
 
 def test_comparison_file_is_overlaid_on_the_front(tmp_path, monkeypatch):

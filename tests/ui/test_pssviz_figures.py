@@ -233,6 +233,22 @@ def test_animation_frames_slider_and_fixed_axes(tiny):
 
 
 # ---------------------------------------------------------------------------- sampling
+def test_samples_in_one_epoch_are_the_difference_of_the_snapshots_counters(tiny):
+    now = analysis.sampled_in_epoch(tiny, 3)
+    before = analysis.entries_at(tiny, 2).set_index(["pool", "key"])["times_sampled"]
+    for _, e in now.iterrows():
+        held = (e["pool"], e["key"]) in before.index
+        expected = e["times_sampled"] - before[(e["pool"], e["key"])] if held else e["times_sampled"]
+        assert e["sampled_in_epoch"] == expected
+    assert (now["sampled_in_epoch"] < now["times_sampled"]).any(), "entries held since epoch 2 count only epoch 3"
+    first = analysis.sampled_in_epoch(tiny, 1)
+    assert (first["sampled_in_epoch"] == first["times_sampled"]).all()
+    fig = figures.pool_distribution_figure(now, 1, "2M MACs")
+    rows = now[now["pool"] == 1].sort_values("rank")
+    np.testing.assert_allclose(fig.data[1].y, rows["sampled_in_epoch"] / rows["sampled_in_epoch"].sum())
+    assert fig.data[1].name == "share of samples in this epoch"
+
+
 def test_distribution_q_bars_and_sampled_share(tiny):
     at = analysis.entries_at(tiny, 3)
     fig = figures.pool_distribution_figure(at, 1, "2M MACs")
@@ -248,17 +264,30 @@ def test_distribution_q_bars_and_sampled_share(tiny):
     assert is_no_data(figures.pool_distribution_figure(analysis.entries_at(tiny, 1), 2))  # empty pool
 
 
-def test_sampling_probability_per_pool_and_schedules(tiny):
+def test_sampling_probability_one_line_when_every_pool_shares_the_schedule(tiny):
     fig = figures.sampling_probability_figure(tiny.pools, tiny.epochs)
+    shared = [tr for tr in fig.data if tr.legendgroup == "pools"]
+    assert len(shared) == 2 and shared[0].name == f"all {len(tiny.budgets)} pools (identical)"
+    np.testing.assert_allclose(shared[0].y, tiny.pools[tiny.pools["pool"] == 0].sort_values("epoch")["p"])
+    np.testing.assert_allclose(shared[1].y, tiny.pools[tiny.pools["pool"] == 0].sort_values("epoch")["eta"])
+    log = figures.sampling_probability_figure(tiny.pools, tiny.epochs, log=True)
+    assert list(log.layout.yaxis.ticktext)[-3:] == ["0.01", "0.1", "1"], "log ticks at the decades, plain numbers"
+
+
+def test_sampling_probability_per_pool_and_schedules(tiny):
+    pools = tiny.pools.copy()
+    last = (pools["pool"] == 2) & (pools["epoch"] == pools["epoch"].max())
+    pools.loc[last, ["p", "eta"]] = 0.5  # pool 2 on its own schedule: one line per pool again
+    fig = figures.sampling_probability_figure(pools, tiny.epochs)
     pool_traces = [tr for tr in fig.data if tr.legendgroup and tr.legendgroup.startswith("pool")]
     assert len(pool_traces) == 2 * len(tiny.budgets)  # p and eta per pool
     p0 = [tr for tr in pool_traces if tr.legendgroup == "pool0" and tr.yaxis == "y"][0]
-    np.testing.assert_allclose(p0.y, tiny.pools[tiny.pools["pool"] == 0].sort_values("epoch")["p"])
+    np.testing.assert_allclose(p0.y, pools[pools["pool"] == 0].sort_values("epoch")["p"])
     sched = [tr for tr in fig.data if tr.legendgroup == "schedule"]
     assert len(sched) == 2 and all(tr.line.color == "black" and tr.line.dash == "dash" for tr in sched)
     np.testing.assert_allclose(sched[1].y, tiny.epochs["eta_schedule"])
     assert tuple(fig.layout.yaxis.range) == (0, 1.05) and fig.layout.yaxis2.range == (0, 1.05)
-    log = figures.sampling_probability_figure(tiny.pools, tiny.epochs, log=True)
+    log = figures.sampling_probability_figure(pools, tiny.epochs, log=True)
     assert log.layout.yaxis.type == "log" and log.layout.yaxis2.type == "log"
 
 
@@ -270,6 +299,11 @@ def test_pool_counters_at_one_epoch(tiny):
     for tr, col in zip(fig.data, ("from_space", "from_pool", "pushes", "evictions", "updates")):
         assert list(tr.y) == list(at[col])
     assert is_no_data(figures.pool_counters_figure(tiny.pools, 99))
+    # as the trainer counts: every draw from S is pushed and every draw from the pool updates m -> shown once each
+    same = tiny.pools.assign(pushes=tiny.pools["from_space"], updates=tiny.pools["from_pool"])
+    merged = figures.pool_counters_figure(same, 2)
+    assert [tr.name for tr in merged.data] == ["sampled from S (Eq. 4), pushed", "sampled from π (Eq. 6), m updated", "evicted"]
+    assert [list(tr.y) for tr in merged.data] == [list(at[c]) for c in ("from_space", "from_pool", "evictions")]
 
 
 def test_pool_evolution_three_rows_one_legend_entry_per_pool(tiny):
@@ -318,14 +352,23 @@ def test_width_profile_best_and_uniform(tiny):
     colors = figures.pool_colors(len(tiny.budgets))
     for t in range(len(tiny.budgets)):
         best, uniform = [tr for tr in fig.data if tr.legendgroup == f"pool{t}"]
-        assert best.name == f"{tiny.budgets['label'][t]} best" and best.line.dash == "solid"
-        assert uniform.name == "uniform ×0.75" and uniform.line.dash == "dash"
-        assert best.line.color == uniform.line.color == colors[t]
         rows = prof[prof["pool"] == t].sort_values("layer")
+        r = int(rows["resolution"].iloc[0])
+        assert best.name == f"{tiny.budgets['label'][t]} best, {r} px" and best.line.dash == "solid"
+        assert uniform.name == f"uniform ×0.75, {r} px" and uniform.line.dash == "dash"
+        assert best.line.color == uniform.line.color == colors[t]
         np.testing.assert_allclose(best.y, rows["ratio"])
         assert list(best.x) == [d[0] for d in DIMS]
     assert list(fig.layout.xaxis.categoryarray) == [d[0] for d in DIMS]
     assert fig.layout.yaxis.range[1] == 1.05 and fig.layout.yaxis.range[0] <= 0.5
+    table = analysis.channels_table(pd.concat([prof, uni], ignore_index=True))
+    assert list(table.columns[:5]) == ["pool", "budget θ", "subnet", "r (px)", "cost"]
+    assert list(table.columns[5:]) == [d[0] for d in DIMS] and len(table) == 2 * len(tiny.budgets) + 1
+    for t in range(len(tiny.budgets)):
+        rows = prof[prof["pool"] == t].sort_values("layer")
+        best = table[(table["pool"] == t + 1) & (table["subnet"] == "best")].iloc[0]
+        assert [best[d[0]] for d in DIMS] == list(rows["width"]) and best["r (px)"] == rows["resolution"].iloc[0]
+    assert [table.iloc[-1][d[0]] for d in DIMS] == list(prof.drop_duplicates("layer").sort_values("layer")["o_max"])
 
 
 # ---------------------------------------------------------------------------- the front
