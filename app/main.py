@@ -16,6 +16,7 @@ import streamlit as st  # noqa: E402
 
 import pssviz  # noqa: E402
 import state  # noqa: E402
+import teach  # noqa: E402
 import views  # noqa: E402
 
 st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
@@ -24,14 +25,23 @@ PAGE_NAMES = list(views.PAGES)
 
 
 def _page_names(study: str | None) -> list[str]:
-    """The run pages, after the Study page (the default) when the runs folder holds a study."""
-    return ([views.STUDY_PAGE] if study else []) + PAGE_NAMES
+    """Start here, the Study page when the runs folder holds a study, the run pages (the sampling
+    playground beside Sampling)."""
+    runs = list(PAGE_NAMES)
+    runs.insert(runs.index("Sampling") + 1, teach.PLAYGROUND_PAGE)
+    return [teach.START_PAGE] + ([views.STUDY_PAGE] if study else []) + runs
+
+
+def _slug(page: str) -> str:
+    return page.lower().replace(" & ", "-").replace(" ", "-")
 
 
 def _page_from_url(names: list[str]) -> str:
-    wanted = st.query_params.get("page", names[0])
-    by_slug = {n.lower().replace(" & ", "-").replace(" ", "-"): n for n in names}
-    return by_slug.get(str(wanted).lower(), wanted if wanted in names else names[0])
+    """The page a link names (?page=pools), else the Study page when there is one, else the Overview."""
+    default = views.STUDY_PAGE if views.STUDY_PAGE in names else "Overview"
+    wanted = st.query_params.get("page", _slug(default))
+    by_slug = {_slug(n): n for n in names}
+    return by_slug.get(str(wanted).lower(), wanted if wanted in names else default)
 
 
 def _study_in(root: str) -> str | None:
@@ -43,18 +53,24 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
     with st.sidebar:
         st.title("pss-explorer")
         st.caption("Prioritized Subnet Sampling, seen from the inside.")
-        study = _study_in(st.session_state.get("runs_root", state.default_runs_root()))
+        if "runs_root" not in st.session_state:  # first visit: a shared link may name the runs folder
+            st.session_state["runs_root"] = st.query_params.get("folder") or state.default_runs_root()
+        study = _study_in(st.session_state["runs_root"])
         names = _page_names(study)
         if st.session_state.get("page") not in names:  # first visit, or the Study page went with its folder
             st.session_state["page"] = _page_from_url(names)
         page = st.radio("Page", names, key="page")
-        st.query_params["page"] = page.lower().replace(" & ", "-").replace(" ", "-")
+        st.query_params["page"] = _slug(page)
         st.divider()
         root = st.text_input(
-            "Runs folder", value=state.default_runs_root(), key="runs_root",
+            "Runs folder", key="runs_root",
             help=f"A run directory or a folder of runs (searched 3 levels deep) inside the runs root; "
             f"${state.RUNS_ENV} sets the root at start.",
         )
+        if root and root != state.default_runs_root():
+            st.query_params["folder"] = root
+        else:
+            st.query_params.pop("folder", None)
         refused = state.folder_problem(root) if root else None
         if refused:
             st.warning(refused)
@@ -69,6 +85,9 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
             match = [r for r in runs if rel[r] == wanted or Path(r).name == wanted]
             if match:
                 st.session_state["run"] = match[0]
+            else:
+                st.session_state["link_problem"] = (f"The linked run `{wanted}` is not in `{root}`; showing another run "
+                                                    "instead. Pick the runs folder that holds it, or a run in the sidebar.")
         if st.session_state.get("run") not in runs:
             st.session_state.pop("run", None)
         run = st.selectbox("Run", runs, format_func=rel.get, key="run")
@@ -104,7 +123,21 @@ def main() -> None:
         st.error(refused)
         st.stop()
     run, others, page, follow, study = _sidebar()
+    names = _page_names(study)
     st.header(page)
+    if "link_problem" in st.session_state:
+        st.warning(st.session_state.pop("link_problem"))
+    _page(page, names, run, others, follow, study)
+    teach.next_page_button(page, names)
+
+
+def _page(page: str, names: list[str], run: str | None, others: list[str], follow: bool, study: str | None) -> None:
+    if page == teach.START_PAGE:
+        teach.start_here(names)
+        return
+    if page == teach.PLAYGROUND_PAGE:
+        teach.sampling_playground()
+        return
     if page == views.STUDY_PAGE and study:
         try:
             views.study(study)

@@ -21,17 +21,15 @@ from pathlib import Path
 
 import streamlit as st
 
-import pss  # the API (torch) loads on first use of a name below, i.e. only when exporting or calibrating
+import pss  # torch loads on first use of a torch-needing name (exporting, calibrating), not here
 import pssviz
-from pss.errors import PssError
-from pss.io.run import RunDir
-from pss.workflows.dashboard import ALLOW_REMOTE_ENV, ANY_FOLDER_ENV, RUNS_ENV
 from pssviz import study as studies
 from pssviz.load import RunData, RunLoadError
 from pssviz.study import StudyData
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ROOT = REPO / "sample_checkpoints"
+RUNS_ENV, ANY_FOLDER_ENV, ALLOW_REMOTE_ENV = pss.RUNS_ENV, pss.ANY_FOLDER_ENV, pss.ALLOW_REMOTE_ENV
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -131,7 +129,7 @@ def trained_run(path: str, checkpoint_stamp: tuple) -> "pss.TrainedRun":
 
 
 def checkpoint_stamp(path: str | Path) -> tuple:
-    st_ = RunDir(path).checkpoint.stat()
+    st_ = pss.RunDir(path).checkpoint.stat()
     return (st_.st_mtime_ns, st_.st_size)
 
 
@@ -147,7 +145,7 @@ def export_problem(data: RunData) -> str | None:
         return f"the calibration is from epoch {data.front_epoch} but training has reached epoch {data.last_epoch}; recalibrate first"
     try:  # the weights must load before a download is offered (an empty or damaged checkpoint says so here)
         trained_run(str(data.path), checkpoint_stamp(data.path))
-    except PssError as exc:
+    except pss.PssError as exc:
         return str(exc)
     return None
 

@@ -9,7 +9,6 @@ import streamlit as st
 
 import pss
 import state
-from pss.units import format_cost, format_quantity
 from pssviz import analysis, figures
 from pssviz import study as studies
 from pssviz.load import RunData
@@ -25,12 +24,36 @@ def _chart(fig, key: str, text: str | None = None) -> None:
         st.caption(text)
 
 
+def _from_url(key: str, param: str, options: list, parse) -> None:
+    """Seed widget ``key`` from the link's ?param= on its first draw (ignored when unreadable or not an option)."""
+    if key in st.session_state or param not in st.query_params:
+        return
+    try:
+        value = parse(st.query_params[param], options)
+    except (ValueError, TypeError, pss.PssError):
+        return
+    if value in options:
+        st.session_state[key] = value
+
+
 def _epoch_slider(data: RunData, key: str) -> int:
+    """The epoch of this page's views; shared through the URL (?epoch=12) with the other pages."""
     epochs = [int(e) for e in data.epochs["epoch"]]
     if len(epochs) == 1:
         st.caption(f"Epoch {epochs[0]} (the only finished epoch so far)")
         return epochs[0]
-    return int(st.select_slider("Epoch", options=epochs, value=epochs[-1], key=key, help="Pools as they were at the end of this epoch."))
+    _from_url(key, "epoch", epochs, lambda text, _: int(text))
+    if key not in st.session_state:
+        st.session_state[key] = epochs[-1]
+    epoch = int(st.select_slider("Epoch", options=epochs, key=key, help="Pools as they were at the end of this epoch."))
+    st.query_params["epoch"] = str(epoch)
+    return epoch
+
+
+def _nearest_option(text: str, stops: dict[str, float]) -> str:
+    """The slider stop nearest a linked budget (?budget=8.299M; the URL holds 4 digits, the stops are exact)."""
+    value = pss.parse_quantity(text)
+    return min(stops, key=lambda o: abs(stops[o] - value))
 
 
 def _no_epochs(data: RunData) -> bool:
@@ -89,7 +112,7 @@ def overview(data: RunData, others: list[RunData]) -> None:
         st.subheader("Run")
         st.dataframe(pd.DataFrame({"value": [str(v) for v in info.values()]}, index=list(info.keys())), width="stretch")
         st.subheader(f"Budgets θ ± δ ({_cost_label(data)})")
-        b = data.budgets.assign(theta=data.budgets["theta"].map(format_quantity), delta=data.budgets["delta"].map(format_quantity))
+        b = data.budgets.assign(theta=data.budgets["theta"].map(pss.format_quantity), delta=data.budgets["delta"].map(pss.format_quantity))
         st.dataframe(b[["pool", "label", "theta", "delta"]], hide_index=True, width="stretch")
 
 
@@ -212,7 +235,7 @@ def widths(data: RunData, others: list[RunData]) -> None:
         profiles = analysis.width_profiles(data, epoch, pools_)
         _chart(figures.width_profile_figure(profiles), "profiles", CHARTS["profiles"])
         table = analysis.channels_table(profiles)
-        table["cost"] = [format_cost(c, data.constraint) if pd.notna(c) else "" for c in table["cost"]]
+        table["cost"] = [pss.format_cost(c, data.constraint) if pd.notna(c) else "" for c in table["cost"]]
         table["pool"] = [str(int(v)) if pd.notna(v) else "" for v in table["pool"]]
         table["r (px)"] = [str(int(v)) if pd.notna(v) else "" for v in table["r (px)"]]
         st.dataframe(table, hide_index=True, width="stretch", key="channels")
@@ -244,12 +267,17 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     table = analysis.front_subnets(data, constraint)
     budgets = analysis.budget_stops(data, constraint)
     options = list(budgets)
+    key = f"budget_{constraint}"
+    _from_url(key, "budget", options, lambda text, _: _nearest_option(text, budgets))
+    if key not in st.session_state:
+        st.session_state[key] = options[len(options) // 2]
     shown = st.select_slider(
-        f"Budget ({label}, a ceiling)", options=options, value=options[len(options) // 2], key=f"budget_{constraint}",
+        f"Budget ({label}, a ceiling)", options=options, key=key,
         help="The most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost is at most this value: "
         "the same choice as `pss export --budget`. The slider spans the min subnet's cost to the max subnet's.",
     )
     budget = budgets[shown]
+    st.query_params["budget"] = pss.format_quantity(budget)
     chosen = analysis.subnet_for_budget(data, budget, constraint)
     other_fronts = {o.name: (o.front, o.references) for o in others if o.front is not None}
     left, right = st.columns([3, 2])
@@ -278,7 +306,7 @@ def front_export(data: RunData, others: list[RunData]) -> None:
     with right:
         st.subheader("Chosen subnet")
         if chosen is None:
-            st.warning(f"No calibrated subnet costs at most {format_quantity(budget)} {label}; raise the budget.")
+            st.warning(f"No calibrated subnet costs at most {pss.format_quantity(budget)} {label}; raise the budget.")
         else:
             _chosen_card(data, chosen, constraint)
     if chosen is not None:
@@ -336,8 +364,8 @@ def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
     else:
         c2.metric("Test accuracy", "–", help="this run has no test split")
         st.caption("No test split in this run: the validation accuracy also chose this subnet, so it is optimistic.")
-    c1.metric("MACs", format_quantity(chosen["macs"]))
-    c2.metric("Parameters", format_quantity(chosen["params"]))
+    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
+    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
     st.metric("Input", f"{int(chosen['resolution'])} px")
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")

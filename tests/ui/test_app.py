@@ -20,7 +20,13 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 REPO = helpers.REPO_ROOT
 APP = str(REPO / "app" / "main.py")
 SAMPLE = helpers.SAMPLE_RUN
-PAGES = ["Overview", "Pools", "Sampling", "Widths", "Front & Export"]
+PAGES = ["Overview", "Pools", "Sampling", "Widths", "Front & Export"]  # the run pages
+TEACH = ("Start here", "Sampling playground")
+
+
+def _menu(study: bool = False) -> list[str]:
+    """The page radio's options: Start here, the Study page when there is one, the run pages with the playground."""
+    return ["Start here", *(["Study"] if study else []), "Overview", "Pools", "Sampling", "Sampling playground", "Widths", "Front & Export"]
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +294,7 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     study = studies.load_study_dir(studies.find_study(study_root))
     at = _app(study_root, monkeypatch)
     _assert_clean(at)
-    assert at.radio(key="page").options == ["Study", *PAGES] and at.header[0].value == "Study"
+    assert at.radio(key="page").options == _menu(study=True) and at.header[0].value == "Study"
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 3, "accuracy, differences, every run's front"
     assert [t["name"] for t in specs[0]["data"]] == ["pss", "random"]
@@ -306,7 +312,7 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     _goto(at, "Study")
     at.text_input(key="runs_root").set_value(str(study_root / "study" / "runs")).run()
     _assert_clean(at)
-    assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
+    assert at.radio(key="page").options == _menu() and at.header[0].value == "Overview"
 
 
 def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
@@ -330,5 +336,54 @@ def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
 def test_without_a_study_the_app_is_unchanged(monkeypatch):
     at = _app(SAMPLE, monkeypatch)
     _assert_clean(at)
-    assert at.radio(key="page").options == PAGES and at.header[0].value == "Overview"
+    assert at.radio(key="page").options == _menu() and at.header[0].value == "Overview"
     assert not any("Study" in c.value for c in at.sidebar.caption)
+
+
+# ---------------------------------------------------------------------------- teaching pages, links
+@pytest.mark.parametrize("page", TEACH)
+def test_teaching_pages_need_no_run_and_lead_on(page, monkeypatch):
+    at = _goto(_app(SAMPLE, monkeypatch), page)
+    _assert_clean(at)
+    assert at.header[0].value == page and _charts(at) + len(at.get("image")) >= 1
+    nxt = [b for b in at.button if b.label.startswith("Next:")]
+    assert len(nxt) == 1
+    nxt[0].click().run()
+    _assert_clean(at)
+    assert at.radio(key="page").value != page and at.header[0].value == at.radio(key="page").value
+
+
+def test_the_link_holds_folder_run_page_epoch_and_budget(monkeypatch):
+    """A shared link reopens the same view: runs folder, run, page, epoch and budget all come from the URL."""
+    monkeypatch.setenv("PSS_RUNS", str(SAMPLE.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"folder": str(SAMPLE.parent), "run": SAMPLE.name, "page": "pools", "epoch": "12"})
+    at.run()
+    _assert_clean(at)
+    assert at.header[0].value == "Pools" and Path(at.selectbox(key="run").value).name == SAMPLE.name
+    assert at.select_slider(key="pools_epoch").value == 12
+    _goto(at, "Widths")
+    assert at.select_slider(key="widths_epoch").value == 12, "the epoch travels between pages through the link"
+    at.select_slider(key="widths_epoch").set_value(30).run()
+    assert at.query_params["epoch"] in ("30", ["30"])
+    _goto(at, "Front & Export")
+    slider = at.select_slider(key="budget_macs")
+    slider.set_value(slider.options[10]).run()
+    budget = at.query_params["budget"]
+    budget = budget[0] if isinstance(budget, list) else budget
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params.update({"folder": str(SAMPLE.parent), "run": SAMPLE.name, "page": "front-export", "budget": budget})
+    again.run()
+    _assert_clean(again)
+    assert again.select_slider(key="budget_macs").value == slider.options[10]
+    assert _chosen_key(again) == _chosen_key(at)
+
+
+def test_a_linked_run_that_is_missing_says_so(monkeypatch):
+    monkeypatch.setenv("PSS_RUNS", str(SAMPLE.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"run": "no-such-run", "page": "overview"})
+    at.run()
+    _assert_clean(at)
+    assert any("no-such-run" in w.value and "not in" in w.value for w in at.warning)
+    assert at.header[0].value == "Overview" and _charts(at) >= 1

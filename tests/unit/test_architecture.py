@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import helpers
+import pss
 
 REPO = helpers.REPO_ROOT
 
@@ -97,3 +98,17 @@ def test_every_strategy_name_has_one_class():
     from pss.sampling.strategies import STRATEGY_CLASSES
 
     assert [c.name for c in STRATEGY_CLASSES] == list(STRATEGIES)
+
+
+def test_torch_free_api_names_are_the_api_objects_and_leave_torch_unloaded():
+    """`pss.format_quantity`, `pss.RunDir`, ... are the API's very objects, served without importing torch
+    (the dashboard's first page must not wait seconds for torch)."""
+    code = ("import sys, pss\n"
+            f"names = {sorted(pss.TORCH_FREE)!r}\n"
+            "got = {n: getattr(pss, n) for n in names}\n"
+            "assert 'torch' not in sys.modules, 'a torch-free name imported torch'\n"
+            "from pss import api\n"
+            "assert all(got[n] is getattr(api, n) for n in names)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
