@@ -94,7 +94,8 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
         st.query_params["run"] = rel[run]
         others = st.multiselect(
             "Compare with", [r for r in runs if r != run], format_func=rel.get, key="compare",
-            help="Other runs (e.g. baselines) to overlay on the accuracy–resource front.",
+            help="Other runs (e.g. baselines) to overlay: training curves and config differences on Overview, "
+            "the accuracy–resource front on Front & Export.",
         )
         follow = st.toggle("Follow training", value=True, key="follow", help="Re-read the run when new epochs land (every 3 s).")
         if study:

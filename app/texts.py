@@ -35,6 +35,10 @@ CHARTS = {
     "r is the input resolution in pixels. Every width is a multiple of the divisor (8 channels), which is why the "
     "uniform reference's ratio steps from layer to layer: w·oᵢᵐᵃˣ is rounded to the divisor, and layers with "
     "different oᵢᵐᵃˣ round differently.",
+    "runs_curves": "The runs picked under *Compare with* (sidebar) next to this one: validation accuracy of the max and "
+    "min subnets and the max subnet's loss per epoch. Differences of a point or two between single runs are often "
+    "noise; `pss study` measures them with seeds and intervals.",
+    "runs_diff": "Only the config keys whose values differ between these runs (everything else is the same).",
     "heatmap": "All pools at once: rows are budgets θᵗ (cheapest at the bottom), columns are layers, colour is "
     "oᵢ / oᵢᵐᵃˣ of the pool's best subnet — where PSS spends and saves channels.",
     "front": "After training, Alg. 1 re-estimates BN statistics of each pool's top-k subnets (and of the min and max "

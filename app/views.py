@@ -113,7 +113,25 @@ def overview(data: RunData, others: list[RunData]) -> None:
         st.dataframe(pd.DataFrame({"value": [str(v) for v in info.values()]}, index=list(info.keys())), width="stretch")
         st.subheader(f"Budgets θ ± δ ({_cost_label(data)})")
         b = data.budgets.assign(theta=data.budgets["theta"].map(pss.format_quantity), delta=data.budgets["delta"].map(pss.format_quantity))
+        b["pool"] = b["pool"] + 1
         st.dataframe(b[["pool", "label", "theta", "delta"]], hide_index=True, width="stretch")
+    if others:
+        _compared_runs(data, others)
+
+
+def _compared_runs(data: RunData, others: list[RunData]) -> None:
+    """The run and the runs picked under *Compare with*: curves overlaid, and what differs in their configs."""
+    st.subheader(f"{data.name} and {len(others)} compared run{'s' if len(others) > 1 else ''}")
+    runs = {data.name: data, **{o.name: o for o in others if o.name != data.name}}
+    smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smoothing",
+                          help="Exponential moving average over epochs (0 = the raw curves; raw points stay faint).")
+    _chart(figures.runs_curves_figure({n: r.epochs for n, r in runs.items()}, smoothing), "runs_curves", CHARTS["runs_curves"])
+    diff = analysis.config_differences(runs)
+    if len(diff):
+        st.dataframe(diff, width="stretch", key="runs_diff")
+        st.caption(CHARTS["runs_diff"])
+    else:
+        st.caption("These runs share every config key (they differ only in what training did, e.g. an unfinished run).")
 
 
 # ---------------------------------------------------------------------------- Pools

@@ -325,3 +325,22 @@ def samples_at(data: RunData, epoch: int | None = None) -> pd.DataFrame:
     g["resolution"] = res
     g["cost"] = ctx.cost_model.cost_array(data.constraint, widths, res).astype(float)
     return g[columns]
+
+
+def config_differences(runs: dict[str, RunData]) -> pd.DataFrame:
+    """The config keys whose values differ between ``runs`` (name -> run), one column per run, plus the
+    number of epochs finished and the dataset; empty when the runs share every key."""
+    configs = {name: dict(data.run.get("config") or {}) for name, data in runs.items()}
+    keys = sorted({k for c in configs.values() for k in c})
+    missing = "—"  # a key a run's config lacks (written by an older pss) differs even from an explicit null
+    differing = [k for k in keys if len({json.dumps(c.get(k, missing), sort_keys=True, default=str) for c in configs.values()}) > 1]
+    rows = {k: {name: _config_text(c.get(k, missing)) for name, c in configs.items()} for k in differing}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(runs))
+    table.index.name = "config key"
+    return table
+
+
+def _config_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)

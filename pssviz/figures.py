@@ -793,3 +793,58 @@ def training_curves_figure(epochs: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="lr", tickformat=".2~g", rangemode="tozero", row=3, col=1)
     fig.update_xaxes(title_text="epoch", row=3, col=1)
     return _layout(fig, title, height=700, hovermode="x unified")
+
+
+# ---------------------------------------------------------------------------- several runs
+RUN_CURVES = {
+    "val_acc_max": ("validation accuracy of φ<sup>max</sup> (%)", 100.0),
+    "val_acc_min": ("validation accuracy of φ<sup>min</sup> (%)", 100.0),
+    "loss_max": ("loss of φ<sup>max</sup> (cross-entropy)", 1.0),
+}
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average with ``weight`` in [0, 1) (0: the raw values), as TensorBoard's slider:
+    s_e = weight * s_(e-1) + (1 - weight) * v_e, started at the first value; NaN values are skipped."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight {weight} must be in [0, 1)")
+    out = np.full(len(values), np.nan)
+    last = np.nan
+    for i, v in enumerate(np.asarray(values, dtype=float)):
+        if np.isnan(v):
+            continue
+        last = v if np.isnan(last) else weight * last + (1.0 - weight) * v
+        out[i] = last
+    return out
+
+
+def runs_curves_figure(runs: dict[str, pd.DataFrame], smoothing: float = 0.0) -> go.Figure:
+    """Training curves of several runs overlaid: one colour per run, a row per curve (:data:`RUN_CURVES`).
+
+    ``runs`` maps a run's name to its ``RunData.epochs``; ``smoothing`` is the
+    weight of :func:`smooth` (the raw points stay as faint markers when > 0).
+    """
+    title = "Training curves of the selected runs" + (f" (smoothed, weight {smoothing:.2f})" if smoothing else "")
+    runs = {n: e for n, e in runs.items() if not _empty(e)}
+    if not runs:
+        return empty_figure(title)
+    fig = make_subplots(rows=len(RUN_CURVES), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[t for t, _ in RUN_CURVES.values()])
+    traces = []
+    for i, (name, epochs) in enumerate(runs.items()):
+        e = epochs.sort_values("epoch")
+        x, color = e["epoch"].to_numpy(), SERIES_COLORS[i % len(SERIES_COLORS)]
+        for row, (col, (label, scale)) in enumerate(RUN_CURVES.items(), start=1):
+            raw = pd.to_numeric(e[col], errors="coerce").to_numpy(float) * scale
+            if smoothing:
+                traces.append(_scatter(x=x, y=raw, mode="markers", marker=dict(size=4, color=_rgba(color, 0.3)), name=name,
+                                       legendgroup=name, showlegend=False, hoverinfo="skip", **_on(row)))
+            traces.append(_scatter(x=x, y=smooth(raw, smoothing) if smoothing else raw, mode="lines", name=name,
+                                   legendgroup=name, showlegend=row == 1, line=dict(color=color, width=2), **_on(row),
+                                   hovertemplate=f"<b>{name}</b><br>epoch %{{x}}: %{{y:.4g}}<extra></extra>"))
+    fig.add_traces(traces)
+    fig.update_yaxes(ticksuffix="%", row=1, col=1)
+    fig.update_yaxes(ticksuffix="%", row=2, col=1)
+    fig.update_yaxes(type="log", tickformat=".2~g", row=3, col=1)
+    fig.update_xaxes(title_text="epoch", row=len(RUN_CURVES), col=1)
+    return _layout(fig, title, height=720, hovermode="x unified", legend=dict(groupclick="togglegroup"))

@@ -387,3 +387,19 @@ def test_a_linked_run_that_is_missing_says_so(monkeypatch):
     _assert_clean(at)
     assert any("no-such-run" in w.value and "not in" in w.value for w in at.warning)
     assert at.header[0].value == "Overview" and _charts(at) >= 1
+
+
+def test_overview_overlays_the_compared_runs_and_lists_what_differs(monkeypatch):
+    root = helpers.REPO_ROOT / "sample_checkpoints" / "fashion-mnist-study" / "runs"
+    at = _goto(_app(root, monkeypatch), "Overview")
+    folder = Path(at.selectbox(key="run").value).parent  # options are shown by name; values are paths
+    at.selectbox(key="run").set_value(str(folder / "pss-s0")).run()
+    at.multiselect(key="compare").set_value([str(folder / "uniform-s0"), str(folder / "pss-s1")]).run()
+    _assert_clean(at)
+    spec = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "selected runs" in c.proto.spec))
+    assert sorted(t["name"] for t in spec["data"] if t.get("showlegend")) == ["pss-s0", "pss-s1", "uniform-s0"]
+    diff = next(d.value for d in at.dataframe if "pss-s1" in d.value.columns)
+    assert {"seed", "strategy"} <= set(diff.index) and "epochs" not in diff.index
+    at.slider(key="smoothing").set_value(0.5).run()
+    _assert_clean(at)
+    assert any("smoothed" in c.proto.spec for c in at.get("plotly_chart"))

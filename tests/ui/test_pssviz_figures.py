@@ -486,3 +486,33 @@ def test_sample_run():
     assert len(figures.width_profile_figure(prof).data) == 2
     for f in figs.values():
         f.to_json()
+
+
+# ---------------------------------------------------------------------------- several runs
+def test_smoothing_is_an_exponential_moving_average():
+    v = np.array([1.0, np.nan, 3.0, 5.0])
+    np.testing.assert_allclose(figures.smooth(v, 0.0), v, equal_nan=True)
+    np.testing.assert_allclose(figures.smooth(v, 0.5), [1.0, np.nan, 2.0, 3.5], equal_nan=True)
+    with pytest.raises(ValueError):
+        figures.smooth(v, 1.0)
+
+
+def test_runs_curves_overlay_one_colour_per_run(tiny, generated):
+    fig = figures.runs_curves_figure({"a": tiny.epochs, "b": generated.epochs}, smoothing=0.5)
+    lines = [tr for tr in fig.data if tr.mode == "lines"]
+    assert [tr.name for tr in lines if tr.showlegend] == ["a", "b"]
+    assert len(lines) == 2 * len(figures.RUN_CURVES)
+    first = [tr for tr in lines if tr.name == "a"][0]
+    np.testing.assert_allclose(first.y, figures.smooth(100 * tiny.epochs.sort_values("epoch")["val_acc_max"].to_numpy(float), 0.5))
+    raw = [tr for tr in fig.data if tr.mode == "markers"]
+    assert len(raw) == len(lines), "raw points stay beside each smoothed line"
+    assert len([tr for tr in figures.runs_curves_figure({"a": tiny.epochs}).data if tr.mode == "markers"]) == 0
+
+
+def test_config_differences_lists_only_differing_keys(tiny, generated):
+    diff = analysis.config_differences({"a": tiny, "b": generated, "a again": tiny})
+    a, b = tiny.run["config"], generated.run["config"]
+    expected = sorted(k for k in set(a) | set(b) if a.get(k, "—") != b.get(k, "—"))
+    assert sorted(diff.index) == expected and list(diff.columns) == ["a", "b", "a again"]
+    assert (diff["a"] == diff["a again"]).all()
+    assert not len(analysis.config_differences({"a": tiny, "a again": tiny}))
