@@ -366,12 +366,12 @@ def sampling_playground() -> None:
         st.warning("The pool has no entry with a score m: type a number into the m column.")
         return
     q = toy.pool_probabilities(pool["m"], s["eta"])
-    cols = st.columns(4)
-    cols[0].metric("p: explore S", f"{s['p']:.1%}", help=symbol_help("p", "S"))
-    cols[1].metric("1 − p: exploit π", f"{1 - s['p']:.1%}", help=symbol_help("π"))
-    cols[2].metric("η", f"{s['eta']:.3g}", help=symbol_help("η"))
-    cols[3].metric("Entries in play", f"{toy.effective_entries(q):.1f} of {len(pool)}",
-                   help="1 / Σ q_j²: M when q is uniform, 1 when one entry takes every draw from the pool.")
+    with st.container(horizontal=True, wrap=True, gap="large"):
+        st.metric("p: explore S", f"{s['p']:.1%}", help=symbol_help("p", "S"), width="content")
+        st.metric("1 − p: exploit π", f"{1 - s['p']:.1%}", help=symbol_help("π"), width="content")
+        st.metric("η", f"{s['eta']:.3g}", help=symbol_help("η"), width="content")
+        st.metric("Entries in play", f"{toy.effective_entries(q):.1f} of {len(pool)}", width="content",
+                  help="1 / Σ q_j²: M when q is uniform, 1 when one entry takes every draw from the pool.")
     _chart(toy.q_figure(pool, s["eta"]), "teach_q_chart", PLAYGROUND_CHARTS["q"])
 
     st.subheader("Simulated draws")
@@ -380,11 +380,11 @@ def sampling_playground() -> None:
     seed = int(c2.number_input("Seed", 0, 9999, 0, key="teach_seed", help="The same seed gives the same draws."))
     drawn = toy.simulate_draws(pool["m"], draws, s["p_end"], s["eta_end"], s["progress"], s["full"], seed)
     from_space = int((drawn["source"] == toy.SPACE).sum())
-    m1, m2 = st.columns(2)
-    m1.metric("From S (explore)", f"{from_space} of {draws}", f"{from_space / draws:.1%}", delta_color="off",
-              delta_arrow="off")
-    m2.metric("From the pool π (exploit)", f"{draws - from_space} of {draws}", f"{(draws - from_space) / draws:.1%}",
-              delta_color="off", delta_arrow="off")
+    with st.container(horizontal=True, wrap=True, gap="large"):
+        st.metric("From S (explore)", f"{from_space} of {draws}", f"{from_space / draws:.1%}", delta_color="off",
+                  delta_arrow="off", width="content")
+        st.metric("From the pool π (exploit)", f"{draws - from_space} of {draws}", f"{(draws - from_space) / draws:.1%}",
+                  delta_color="off", delta_arrow="off", width="content")
     _chart(toy.draws_figure(pool, drawn, s["p"], s["eta"]), "teach_draws_chart", PLAYGROUND_CHARTS["draws"])
 
     st.subheader("Where p and η come from during training")

@@ -36,6 +36,11 @@ def _from_url(key: str, param: str, options: list, parse) -> None:
         st.session_state[key] = value
 
 
+def metric_row():
+    """A row of metrics that wraps instead of cutting values off in a narrow window (each metric as wide as its text)."""
+    return st.container(horizontal=True, wrap=True, gap="large")
+
+
 def _epoch_slider(data: RunData, key: str) -> int:
     """The epoch of this page's views; shared through the URL (?epoch=12) with the other pages."""
     epochs = [int(e) for e in data.epochs["epoch"]]
@@ -96,14 +101,14 @@ def _cost_label(data: RunData) -> str:
 def overview(data: RunData, others: list[RunData]) -> None:
     st.markdown(INTRO)
     info = data.info()
-    cols = st.columns(4)
-    cols[0].metric("Status", info["status"])
-    cols[1].metric("Epochs", info["epochs"])
-    if len(data.epochs):
-        last = data.epochs.iloc[-1]
-        if pd.notna(last["val_acc_max"]):
-            cols[2].metric("Val. accuracy max / min", f"{last['val_acc_max']:.1%} / {last['val_acc_min']:.1%}")
-        cols[3].metric("Images / s", f"{last['images_per_second']:.0f}")
+    with metric_row():
+        st.metric("Status", info["status"], width="content")
+        st.metric("Epochs", info["epochs"], width="content")
+        if len(data.epochs):
+            last = data.epochs.iloc[-1]
+            if pd.notna(last["val_acc_max"]):
+                st.metric("Val. accuracy max / min", f"{last['val_acc_max']:.1%} / {last['val_acc_min']:.1%}", width="content")
+            st.metric("Images / s", f"{last['images_per_second']:.0f}", width="content")
     left, right = st.columns([3, 2])
     with left:
         if not _no_epochs(data):
@@ -372,19 +377,21 @@ def _profile_of(data: RunData, chosen: pd.Series) -> pd.DataFrame:
 
 
 def _chosen_card(data: RunData, chosen: pd.Series, constraint: str) -> None:
-    c1, c2 = st.columns(2)
     val_n = f"{int(chosen['val_images']):,} images" if np.isfinite(chosen.get("val_images", np.nan)) else ""
-    c1.metric("Val. accuracy (chose it)", f"{chosen['accuracy']:.2%}", help=f"validation split, {val_n}; Eq. 5 ranks by it")
-    if np.isfinite(chosen.get("test_acc", np.nan)):
-        c2.metric("Test accuracy", f"{chosen['test_acc']:.1%}", help="test split: reports only, never chooses")
+    tested = np.isfinite(chosen.get("test_acc", np.nan))
+    with metric_row():
+        st.metric("Val. accuracy (chose it)", f"{chosen['accuracy']:.2%}", help=f"validation split, {val_n}; Eq. 5 ranks by it",
+                  width="content")
+        st.metric("Test accuracy", f"{chosen['test_acc']:.1%}" if tested else "–", width="content",
+                  help="test split: reports only, never chooses" if tested else "this run has no test split")
+        st.metric("MACs", pss.format_quantity(chosen["macs"]), width="content")
+        st.metric("Parameters", pss.format_quantity(chosen["params"]), width="content")
+        st.metric("Input", f"{int(chosen['resolution'])} px", width="content")
+    if tested:
         st.caption(f"Test: {chosen['test_acc']:.1%}, 95% interval {100 * chosen['test_lo']:.1f}–{100 * chosen['test_hi']:.1f}% "
                    f"on {int(chosen['test_images']):,} images (Wilson).")
     else:
-        c2.metric("Test accuracy", "–", help="this run has no test split")
         st.caption("No test split in this run: the validation accuracy also chose this subnet, so it is optimistic.")
-    c1.metric("MACs", pss.format_quantity(chosen["macs"]))
-    c2.metric("Parameters", pss.format_quantity(chosen["params"]))
-    st.metric("Input", f"{int(chosen['resolution'])} px")
     if "latency" in chosen and pd.notna(chosen["latency"]):
         st.caption(f"Predicted latency {chosen['latency']:.3g} ms (the run's lookup table)")
     if chosen["is_reference"]:
@@ -473,11 +480,11 @@ def study(path: str) -> None:
         st.markdown(data.config["description"])
     st.markdown(STUDY_INTRO)
     st.markdown(studies.recipe_markdown(data.doc))
-    cols = st.columns(4)
-    cols[0].metric("Strategies", len(data.config.get("strategies") or []))
-    cols[1].metric("Seeds", len(data.config.get("seeds") or []))
-    cols[2].metric("Budgets", len(data.doc.get("budgets") or []))
-    cols[3].metric("Runs", len(data.doc.get("runs") or []))
+    with metric_row():
+        st.metric("Strategies", len(data.config.get("strategies") or []), width="content")
+        st.metric("Seeds", len(data.config.get("seeds") or []), width="content")
+        st.metric("Budgets", len(data.doc.get("budgets") or []), width="content")
+        st.metric("Runs", len(data.doc.get("runs") or []), width="content")
     _chart(studies.study_accuracy_figure(data.accuracy, data.constraint), "study_accuracy", STUDY_CHARTS["accuracy"])
     _chart(studies.study_difference_figure(data.differences, data.constraint), "study_differences", STUDY_CHARTS["differences"])
     st.markdown(f"**Reading:** {studies.significance_sentence(data.differences)}")

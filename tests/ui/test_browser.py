@@ -29,6 +29,8 @@ REPO = helpers.REPO_ROOT
 SAMPLE_ROOT = REPO / "sample_checkpoints"
 CHROMIUM = os.environ.get("PSS_CHROMIUM", "/usr/bin/chromium")
 PAGES = [("overview", "Overview"), ("pools", "Pools"), ("sampling", "Sampling"), ("widths", "Widths"), ("front-export", "Front & Export")]
+EVERY_PAGE = [("start-here", "Start here"), ("study", "Study"), *PAGES[:3], ("sampling-playground", "Sampling playground"), *PAGES[3:]]
+WIDTHS = (1400, 1024)
 
 
 def _require(condition: bool, reason: str) -> None:
@@ -122,6 +124,35 @@ def test_the_study_page_opens_first(server, browser, tmp_path):
     assert page.locator("[data-testid='stException']").count() == 0
     assert "significant" in page.inner_text("body")
     page.screenshot(path=str(shots / "study.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_fits_the_window(server, browser, tmp_path, width):
+    """Every page renders without an error at 1400 and 1024 px wide, no metric value is cut off, nothing
+    scrolls sideways; a screenshot of each goes to $PSS_SCREENSHOTS/<width>/."""
+    shots = Path(os.environ.get("PSS_SCREENSHOTS", tmp_path / "screenshots")) / str(width)
+    shots.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": width, "height": 768 if width == 1024 else 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for slug, title in EVERY_PAGE:
+        page.goto(f"{server}/?page={slug}&run=cifar10-subset-mbv1")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        if slug != "start-here":
+            _wait_rendered(page)
+        else:
+            page.wait_for_timeout(1500)
+        assert page.locator("[data-testid='stException']").count() == 0, f"exception box on {title}"
+        cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1 || [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1))
+            .map(e => e.innerText)""")
+        assert not cut, f"{title} at {width} px: metrics cut off: {cut}"
+        sideways = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
+                                 " return m.scrollWidth - m.clientWidth; }")
+        assert sideways <= 2, f"{title} at {width} px scrolls sideways by {sideways} px"
+        page.screenshot(path=str(shots / f"{slug}.png"), full_page=False)
     assert not errors, errors
     page.close()
 
