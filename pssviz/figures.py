@@ -687,7 +687,9 @@ def front_figure(front: pd.DataFrame | None, references: pd.DataFrame | None, x:
         fig.update_layout(**_budget_bands(budgets, colors, labels=False))
     fig.update_xaxes(title_text=axis, tickformat=SI)
     fig.update_yaxes(title_text="validation accuracy (%)", ticksuffix="%")
-    return _layout(fig, title, height=500, hovermode="closest")
+    # the legend below the plot: beside it, it would take half of a narrow column (the export page at 1024 px)
+    return _layout(fig, title, height=560, hovermode="closest", margin=dict(l=60, r=20, t=70, b=130),
+                   legend=dict(orientation="h", x=0, xanchor="left", y=-0.16, yanchor="top"))
 
 
 def add_comparison(fig: go.Figure, comparison: pd.DataFrame, name: str = "") -> go.Figure:
