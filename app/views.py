@@ -9,6 +9,7 @@ import streamlit as st
 
 import pss
 import state
+from teach import symbol_help
 from pssviz import analysis, figures
 from pssviz import study as studies
 from pssviz.load import RunData
@@ -161,7 +162,7 @@ def pools(data: RunData, others: list[RunData]) -> None:
     cost_label = COST_LABELS.get(kind, kind)
     view = st.segmented_control(
         "View", POOL_VIEWS, default=POOL_VIEWS[0], key="pools_view",
-        help="One epoch: every entry, Alg. 3's counters and the pool table. Play: the entries epoch by epoch. "
+        help=symbol_help("π", "m") + "\n\nOne epoch: every entry, Alg. 3's counters and the pool table. Play: the entries epoch by epoch. "
         "All epochs: how each pool evolved.",
     )
     if view == "Play over epochs":
@@ -195,8 +196,8 @@ def pools(data: RunData, others: list[RunData]) -> None:
         column_config={
             "pool": st.column_config.NumberColumn("pool", help="1 = the cheapest budget θ"),
             "rank": st.column_config.NumberColumn("rank", help="by m within the pool, 1 = best"),
-            "m": st.column_config.NumberColumn("m", format="%.4f", help="pool metric: moving average of −loss (Alg. 3)"),
-            "q": st.column_config.NumberColumn("q", format="%.3f", help="Eq. 6 sampling probability at the end of this epoch"),
+            "m": st.column_config.NumberColumn("m", format="%.4f", help=symbol_help("m")),
+            "q": st.column_config.NumberColumn("q", format="%.3f", help=symbol_help("q") + " (at the end of this epoch)"),
             "sampled": st.column_config.NumberColumn("sampled", help="times drawn since the entry joined its pool"),
             "MACs": st.column_config.NumberColumn("MACs", format="compact"),
             "params": st.column_config.NumberColumn("params", format="compact"),
@@ -225,13 +226,13 @@ def _readable_pool_table(table: pd.DataFrame) -> pd.DataFrame:
 def sampling(data: RunData, others: list[RunData]) -> None:
     if _no_epochs(data) or _no_pools(data, "sampling probability p, η or q"):
         return
-    log = st.toggle("Logarithmic y axis", value=False, key="prob_log")
+    log = st.toggle("Logarithmic y axis", value=False, key="prob_log", help=symbol_help("p", "η"))
     _chart(figures.sampling_probability_figure(data.pools, data.epochs, log=log), "probabilities", CHARTS["probabilities"])
     st.subheader("Inside one pool: q against actual samples")
     c1, c2 = st.columns([1, 3])
     with c1:
         labels = list(data.budgets["label"])
-        label = st.selectbox("Pool", labels, index=len(labels) // 2, key="dist_pool")
+        label = st.selectbox("Pool", labels, index=len(labels) // 2, key="dist_pool", help=symbol_help("π", "q"))
         pool = labels.index(label)
     with c2:
         epoch = _epoch_slider(data, "dist_epoch")
@@ -296,7 +297,7 @@ def front_export(data: RunData, others: list[RunData]) -> None:
         st.session_state[key] = options[len(options) // 2]
     shown = st.select_slider(
         f"Budget ({label}, a ceiling)", options=options, key=key,
-        help="The most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost is at most this value: "
+        help=symbol_help("θ", "C(·)") + "\n\nThe most accurate calibrated subnet (validation accuracy, Eq. 5) whose cost is at most this value: "
         "the same choice as `pss export --budget`. The slider spans the min subnet's cost to the max subnet's.",
     )
     budget = budgets[shown]
