@@ -409,10 +409,43 @@ def _seed_fashion_mnist(root: Path) -> None:
             tmp.replace(dst)  # atomic: a crash never leaves a truncated file torchvision would accept
 
 
+def read_idx_gz(path: Path) -> np.ndarray:
+    """An idx file (the MNIST format: big-endian magic with the dtype and rank, then the sizes) from its ``.gz``."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:  # 0x08: unsigned bytes
+        raise PssError(f"{path} is not an idx file of unsigned bytes")
+    rank = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank)
+    if body.size != math.prod(shape):
+        raise PssError(f"{path} is cut short: {body.size} values for shape {shape}")
+    return body.reshape(shape)
+
+
+def _fashion_mnist_from_system(test_split: bool) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+    """The Debian package's files read in place (nothing written): train images and labels, and the test set."""
+    d = FASHION_MNIST_SYSTEM_DIR
+    x = torch.from_numpy(read_idx_gz(d / _FASHION_FILES[0]).copy()).unsqueeze(1).contiguous()
+    y = torch.from_numpy(read_idx_gz(d / _FASHION_FILES[1]).astype(np.int64))
+    if not test_split:
+        return x, y, None
+    tx = torch.from_numpy(read_idx_gz(d / _FASHION_FILES[2]).copy()).unsqueeze(1).contiguous()
+    ty = torch.from_numpy(read_idx_gz(d / _FASHION_FILES[3]).astype(np.int64))
+    return x, y, (tx, ty)
+
+
 def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData:
+    """Fashion-MNIST from torchvision's folder under ``data_root``, else straight from the Debian package.
+
+    The package fallback reads the same official files in place, so a run trained on
+    one machine (its run.json names that machine's data_root) calibrates, exports and
+    is tested on another that has only the package, with ``create=False`` too.
+    """
     import torchvision
 
     root = Path(cfg.data_root).expanduser()
+    classes = list(torchvision.datasets.FashionMNIST.classes)
     try:
         if create:
             root.mkdir(parents=True, exist_ok=True)
@@ -420,6 +453,9 @@ def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData
         ds = torchvision.datasets.FashionMNIST(str(root), train=True, download=cfg.download and create)
         test_ds = torchvision.datasets.FashionMNIST(str(root), train=False, download=cfg.download and create) if cfg.test_split else None
     except Exception as exc:
+        if all((FASHION_MNIST_SYSTEM_DIR / f).is_file() for f in _FASHION_FILES):
+            x, y, test = _fashion_mnist_from_system(cfg.test_split)
+            return _split_and_wrap("fashion-mnist", x, y, cfg, classes, 2, _FASHION_STATS, str(FASHION_MNIST_SYSTEM_DIR), test)
         how = _why_missing(cfg, create)
         return _fallback_or_raise(
             cfg,
@@ -431,5 +467,5 @@ def _load_fashion_mnist(cfg: DataConfig, create: bool = True) -> TensorImageData
     y = ds.targets.long()
     test = None if test_ds is None else (test_ds.data.unsqueeze(1).contiguous(), test_ds.targets.long())
     return _split_and_wrap(
-        "fashion-mnist", x, y, cfg, list(ds.classes), 2, _FASHION_STATS, str(root / "FashionMNIST"), test
+        "fashion-mnist", x, y, cfg, classes, 2, _FASHION_STATS, str(root / "FashionMNIST"), test
     )

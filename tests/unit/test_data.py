@@ -270,6 +270,23 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     assert x.shape == (32, 1, 28, 28) and y.dtype == torch.int64
 
 
+@pytest.mark.skipif(not FASHION_MNIST_SYSTEM_DIR.is_dir(),
+                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_of_a_run_from_elsewhere_reads_the_package_in_place(tmp_path):
+    """A run trained on another machine names a data_root that is empty here: commands on it (create=False)
+    read the Debian package's files in place, nothing written, the same images as torchvision's folder."""
+    empty = tmp_path / "elsewhere"
+    d = load_data(DataConfig(dataset="fashion-mnist", data_root=str(empty), download=False), create=False)
+    assert not empty.exists(), "create=False writes nothing"
+    assert d.num_train + d.num_val == 60000 and d.num_test == 10000 and d.class_names[0] == "T-shirt/top"
+    ref = load_data(DataConfig(dataset="fashion-mnist", data_root=str(tmp_path / "unpacked"), download=False))
+    xa, ya = next(d.test_batches(1000))
+    xb, yb = next(ref.test_batches(1000))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    va, vb = next(d.val_batches(500)), next(ref.val_batches(500))
+    assert torch.equal(va[0], vb[0]) and torch.equal(va[1], vb[1]), "the same validation split"
+
+
 # --------------------------------------------------------------------------- ImageFolder subset
 
 _COLOURS = {"n001": (255, 0, 0), "n002": (0, 255, 0), "n003": (0, 0, 255)}
