@@ -212,16 +212,21 @@ def pool_evolution_figure(pools: pd.DataFrame, cost_label: str = "cost", n_pools
     return _layout(fig, title, height=820, hovermode="closest", legend=dict(title="pool (θ)", groupclick="togglegroup"))
 
 
-def _one_schedule(pools: pd.DataFrame) -> bool:
-    """True when every pool has the same p and eta at every epoch (then one line draws them all)."""
-    if pools["pool"].nunique() < 2:
+def _one_schedule(pools: pd.DataFrame, epochs: pd.DataFrame) -> bool:
+    """True when every pool follows the run's schedule: p = p_end^(e/E) and eta = eta_end^(e/E) once it is
+    full, and 1 before (then one line, the schedule, says what eight coinciding lines would)."""
+    if _empty(epochs) or pools["pool"].nunique() < 2:
         return False
-    wide = pools.pivot_table(index="epoch", columns="pool", values=["p", "eta"])
-    values = wide.to_numpy(float)
-    if np.isnan(values).any():
+    sched = epochs.set_index("epoch")[["p_schedule", "eta_schedule"]]
+    at = pools.join(sched, on="epoch")
+    if at[["p_schedule", "eta_schedule"]].isna().to_numpy().any():
         return False
-    p, eta = wide["p"].to_numpy(float), wide["eta"].to_numpy(float)
-    return bool(np.allclose(p, p[:, :1], rtol=1e-9, atol=1e-12) and np.allclose(eta, eta[:, :1], rtol=1e-9, atol=1e-12))
+    full = at["full"].astype(bool).to_numpy()
+    for col, ref in (("p", "p_schedule"), ("eta", "eta_schedule")):
+        expected = np.where(full, at[ref].to_numpy(float), 1.0)
+        if not np.allclose(at[col].to_numpy(float), expected, rtol=1e-9, atol=1e-12):
+            return False
+    return True
 
 
 def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: bool = False, n_pools: int | None = None) -> go.Figure:
@@ -231,8 +236,9 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     1 - p from the pool pi^t); bottom: the temperature eta of Eq. 6. Both are
     1 while the pool is not full, then follow p_end^(e/E) and eta_end^(e/E):
     those schedules (``epochs.p_schedule`` / ``eta_schedule``) are drawn black
-    dashed. When every pool has the same p and eta at every epoch (they all
-    filled in the same epoch), one line stands for all of them. ``log=True``
+    dashed. When every pool follows them (1 until full, then the schedule), the
+    schedule is the one line for all pools, and open markers at 1 name the pools
+    still filling in each epoch. ``log=True``
     draws both y axes logarithmic, ticks at the decades.
     """
     title = "Sampling probability p (Eq. 3) and temperature η (Eq. 6)"
@@ -241,17 +247,21 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("p: probability of sampling from S (1 − p: from the pool)", "η: temperature of q (Eq. 6)"))
     traces = []
-    if not _empty(pools) and _one_schedule(pools):
-        # every pool filled at the same epoch and follows the same p and eta: one line says it, not one per pool
-        g = pools[pools["pool"] == pools["pool"].min()].sort_values("epoch")
-        x, n = g["epoch"].to_numpy(), int(pools["pool"].nunique())
-        custom = np.column_stack([g["size"].to_numpy(), g["capacity"].to_numpy()])
-        for row, col, sym in ((1, "p", "p"), (2, "eta", "η")):
+    shared = not _empty(pools) and _one_schedule(pools, epochs)
+    if shared:
+        # every pool is at 1 until full, then on the schedule: draw the schedule once (below) and mark, per
+        # epoch, the pools that were not full yet (their p and eta were still 1)
+        n = int(pools["pool"].nunique())
+        filling = pools[~pools["full"].astype(bool)].sort_values(["epoch", "pool"])
+        for row, sym in ((1, "p"), (2, "η")):
+            if not len(filling):
+                continue
+            per_epoch = filling.groupby("epoch")["label" if "label" in filling else "pool"].apply(lambda v: ", ".join(map(str, v)))
             traces.append(_scatter(
-                x=x, y=g[col].to_numpy(float), mode="lines", name=f"all {n} pools (identical)", legendgroup="pools",
-                showlegend=row == 1, line=dict(color=SERIES_COLORS[0], width=2.2), customdata=custom, **_on(row),
-                hovertemplate=(f"<b>all {n} pools</b><br>epoch %{{x}}<br>{sym} = %{{y:.4f}}"
-                               "<br>|π| = %{customdata[0]} / M = %{customdata[1]}<extra></extra>")))
+                x=per_epoch.index.to_numpy(), y=np.ones(len(per_epoch)), mode="markers", name="pools not yet full (1)",
+                legendgroup="filling", showlegend=row == 1, marker=dict(color=SERIES_COLORS[1], size=9, symbol="circle-open"),
+                text=per_epoch.to_numpy(dtype=object), **_on(row),
+                hovertemplate=f"epoch %{{x}}: {sym} = 1 while filling<br>%{{text}}<extra></extra>"))
     elif not _empty(pools):
         colors = pool_colors(_n_pools(n_pools, pools))
         for t, g in pools.sort_values(["pool", "epoch"]).groupby("pool", sort=True):
@@ -268,8 +278,10 @@ def sampling_probability_figure(pools: pd.DataFrame, epochs: pd.DataFrame, log: 
     if not _empty(epochs):
         x = epochs["epoch"].to_numpy()
         for row, col, name in ((1, "p_schedule", "schedule p_end^(e/E)"), (2, "eta_schedule", "schedule η_end^(e/E)")):
+            if shared:
+                name = f"all {n} pools once full: {name[9:]}"
             traces.append(_scatter(x=x, y=epochs[col].to_numpy(float), mode="lines", name=name, legendgroup="schedule",
-                                     line=dict(color="black", dash="dash", width=2), **_on(row),
+                                     line=dict(color="black", dash="solid" if shared else "dash", width=2), **_on(row),
                                      hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.4f}}<extra></extra>"))
     fig.add_traces(traces)
     values = [pools[c].to_numpy(float) for c in ("p", "eta") if not _empty(pools)]

@@ -266,10 +266,13 @@ def test_distribution_q_bars_and_sampled_share(tiny):
 
 def test_sampling_probability_one_line_when_every_pool_shares_the_schedule(tiny):
     fig = figures.sampling_probability_figure(tiny.pools, tiny.epochs)
-    shared = [tr for tr in fig.data if tr.legendgroup == "pools"]
-    assert len(shared) == 2 and shared[0].name == f"all {len(tiny.budgets)} pools (identical)"
-    np.testing.assert_allclose(shared[0].y, tiny.pools[tiny.pools["pool"] == 0].sort_values("epoch")["p"])
-    np.testing.assert_allclose(shared[1].y, tiny.pools[tiny.pools["pool"] == 0].sort_values("epoch")["eta"])
+    assert not [tr for tr in fig.data if tr.legendgroup and tr.legendgroup.startswith("pool")], "no line per pool"
+    sched = [tr for tr in fig.data if tr.legendgroup == "schedule"]
+    assert len(sched) == 2 and sched[0].name.startswith(f"all {len(tiny.budgets)} pools once full")
+    np.testing.assert_allclose(sched[0].y, tiny.epochs["p_schedule"])
+    filling = [tr for tr in fig.data if tr.legendgroup == "filling"]
+    not_full = tiny.pools[~tiny.pools["full"].astype(bool)]
+    assert len(filling) == 2 and list(filling[0].x) == sorted(not_full["epoch"].unique()) and set(filling[0].y) == {1.0}
     log = figures.sampling_probability_figure(tiny.pools, tiny.epochs, log=True)
     assert list(log.layout.yaxis.ticktext)[-3:] == ["0.01", "0.1", "1"], "log ticks at the decades, plain numbers"
 
