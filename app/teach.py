@@ -4,7 +4,7 @@ tour) and the *Sampling playground* (Eq. 3 and Eq. 6 on a toy pool you can edit)
 main.py registers them like the run pages, but they need no run::
 
     import teach
-    # names: teach.START_PAGE first, teach.PLAYGROUND_PAGE after "Pools"
+    # names: teach.START_PAGE first, teach.PLAYGROUND_PAGE after "Sampling"
     if page == teach.START_PAGE:
         teach.start_here(names)
     elif page == teach.PLAYGROUND_PAGE:

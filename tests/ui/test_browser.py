@@ -192,6 +192,13 @@ def test_dashboard_in_a_real_browser(server, browser, tmp_path, child_env):
     cheap = chosen()
     assert cheap != dear, "moving the budget slider did not change the chosen subnet"
     _wait_rendered(page)
+    # the address now holds the budget: opening it in a new tab shows the same subnet
+    page.wait_for_function("() => location.search.includes('budget=')", timeout=30_000)
+    linked = context.new_page()
+    linked.goto(page.url)
+    _wait_rendered(linked)
+    assert linked.locator("[data-testid='stCode'] code").first.inner_text().strip() == cheap, "the link did not keep the budget"
+    linked.close()
     page.screenshot(path=str(shots / "front-export-cheapest.png"), full_page=True)
 
     # Download the export of the chosen (cheapest) subnet and load it with plain torch.
