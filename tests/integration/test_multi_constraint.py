@@ -290,5 +290,5 @@ def test_app_pages_on_a_multi_constraint_run(multi_run, tmp_path, monkeypatch, p
         assert not at.exception, [e.value for e in at.exception]
         options = at.selectbox(key=f"table_pool_{value}").options
         unit = "params" if value == "params" else "MACs"
-        assert options[0] == "all pools" and all(o.endswith(unit) for o in options[1:]), options
+        assert options[0] == "all pools" and all(o.startswith("pool ") and o.endswith(f"{unit})") for o in options[1:]), options
         kind = at.radio(key="pools_kind")
