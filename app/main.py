@@ -80,8 +80,10 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
             st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
             return None, [], page, False, study
         rel = {r: _short(r, root) for r in runs}
-        wanted = st.query_params.get("run")
-        if wanted and st.session_state.get("run") not in runs:  # a shared link: ?run=NAME
+        # a shared link (?run=NAME) counts on the session's first draw only; later the app writes ?run= itself
+        wanted = None if st.session_state.get("run_link_read") else st.query_params.get("run")
+        st.session_state["run_link_read"] = True
+        if wanted and st.session_state.get("run") not in runs:
             match = [r for r in runs if rel[r] == wanted or Path(r).name == wanted]
             if match:
                 st.session_state["run"] = match[0]

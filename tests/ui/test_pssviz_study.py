@@ -116,7 +116,8 @@ def test_find_study_at_or_directly_below_a_runs_root(study_dir, tmp_path):
     assert studies.find_study(study_dir) == study_dir
     assert studies.find_study(study_dir.parent) == study_dir
     assert studies.find_study(study_dir.parent.parent) is None, "only one level down"
-    assert studies.find_study(helpers.SAMPLE_RUN.parent) is None
+    assert studies.find_study(helpers.SAMPLE_RUN) is None, "a run directory holds no study"
+    assert studies.find_study(helpers.SAMPLE_RUN.parent) == helpers.SAMPLE_RUN.parent / "fashion-mnist-study", "the shipped one"
     assert studies.find_study(tmp_path / "missing") is None
     # the study's runs are ordinary runs, found by find_runs from the runs root
     found = {p.name for p in pssviz.find_runs(study_dir.parent)}
