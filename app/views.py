@@ -486,9 +486,9 @@ def study(path: str) -> None:
         st.metric("Seeds", len(data.config.get("seeds") or []), width="content")
         st.metric("Budgets", len(data.doc.get("budgets") or []), width="content")
         st.metric("Runs", len(data.doc.get("runs") or []), width="content")
+    st.markdown(f"**Reading:** {studies.significance_sentence(data.differences)}")  # the conclusion first, then the evidence
     _chart(studies.study_accuracy_figure(data.accuracy, data.constraint), "study_accuracy", STUDY_CHARTS["accuracy"])
     _chart(studies.study_difference_figure(data.differences, data.constraint), "study_differences", STUDY_CHARTS["differences"])
-    st.markdown(f"**Reading:** {studies.significance_sentence(data.differences)}")
     _chart(studies.study_fronts_figure(data), "study_fronts", STUDY_CHARTS["fronts"])
     for name, (accuracy, differences) in data.tables.items():
         st.subheader(studies.TABLES[name])
