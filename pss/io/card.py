@@ -68,12 +68,21 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, c
             "scale": "pixel values / 255, then (x - mean) / std",
             "mean": ds["mean"],
             "std": ds["std"],
+            "resize": _resize_rule(ds.get("native_resolution"), s["resolution"]),
         },
         "class_names": ds["class_names"],
         "files": {"program": PROGRAM_FILE, "state_dict": STATE_FILE, "onnx": ONNX_FILE},
         "onnx": {"opset": ONNX_OPSET, "input": ONNX_INPUT, "output": ONNX_OUTPUT, "dynamic_batch": True},
         "dataset": ds.get("name"),
     }
+
+
+def _resize_rule(native: int | None, resolution: int) -> str:
+    """How the dataset's images reach the subnet's input size, as the supernet saw them in training and testing."""
+    if native is None or int(native) == int(resolution):
+        return "none: the dataset's images are already this size"
+    return (f"normalise the {native}x{native} images first, then resize to {resolution}x{resolution} with bilinear "
+            "interpolation, align_corners=False, no antialiasing (torch.nn.functional.interpolate)")
 
 
 def check_export_dir(out: Path) -> Path:

@@ -121,6 +121,10 @@ def test_export_writes_files_and_card(trained_run, exported):
     assert inp["channel_order"] == "RGB"
     assert inp["mean"] == ds["mean"] and inp["std"] == ds["std"]
     assert len(inp["mean"]) == len(inp["std"]) == ds["in_channels"] == 3
+    if s.resolution == ds["native_resolution"]:  # a deployer reads how to reach r: exactly resize_batch's rule
+        assert inp["resize"].startswith("none")
+    else:
+        assert "bilinear" in inp["resize"] and "align_corners=False" in inp["resize"] and f"{s.resolution}x{s.resolution}" in inp["resize"]
     assert on_disk["class_names"] == ds["class_names"] and len(on_disk["class_names"]) == ds["num_classes"]
     # the library's own check ran and found the slice exact
     assert on_disk["check"]["max_abs_diff_vs_supernet"] < 1e-4
