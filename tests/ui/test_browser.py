@@ -41,6 +41,7 @@ def _require(condition: bool, reason: str) -> None:
 
 
 LIVE_EPOCHS = 6
+SERVER_STARTED: list[float] = []  # when the module's server process was started (first-page timing, printed only)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,7 @@ def server(tmp_path_factory, child_env, runs_root):
     port = helpers.free_port()
     env = dict(child_env, PSS_RUNS=str(runs_root))
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    SERVER_STARTED.append(time.perf_counter())
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"), "--server.port", str(port),
@@ -117,10 +119,16 @@ def test_the_study_page_opens_first(server, browser, tmp_path):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     started = time.perf_counter()
     page.goto(server)
+    page.get_by_role("heading", name="Study").first.wait_for(timeout=120_000)
+    heading = time.perf_counter()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=120_000)
+    charts = time.perf_counter()
+    # Timing is printed, never asserted (a noisy machine); bench/first_page.py measures it on a fresh server.
+    origin = SERVER_STARTED[-1] if SERVER_STARTED else started
+    print(f"first page: heading {heading - origin:.1f} s, first two charts {charts - origin:.1f} s after the server started "
+          f"({heading - started:.1f} s / {charts - started:.1f} s after the request)")
     _wait_rendered(page)
-    page.get_by_role("heading", name="Study").first.wait_for(timeout=60_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=60_000)
-    print(f"Study page ready {time.perf_counter() - started:.1f} s after the first request (server already up)")
     assert page.locator("[data-testid='stException']").count() == 0
     assert "significant" in page.inner_text("body")
     page.screenshot(path=str(shots / "study.png"), full_page=True)
