@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     for add in (_add_train, _add_presets_and_info, _add_calibrate, _add_export, _add_pack, _add_search, _add_lut, _add_compare, _add_study,
-                _add_dashboard):
+                _add_generate, _add_dashboard):
         add(sub)
     return p
 
@@ -147,7 +147,13 @@ def _add_export(sub) -> None:
         "that chose it, test accuracy with its 95%% interval, input preprocessing).",
         epilog="examples:\n  pss export RUN --budget 8.4M --out subnet/          # at most 8.4M MACs\n"
         "  pss export RUN --budget 600K --constraint params --out subnet/\n"
-        "  pss export RUN --key r28-24.40.48... --out subnet/    # a subnet `pss info RUN` or the dashboard lists",
+        "  pss export RUN --key r28-24.40.48... --out subnet/    # a subnet `pss info RUN` or the dashboard lists\n"
+        "  pss export RUN --superclass vehicles --budget 8.4M --out vehicles/   # only that superclass's classes\n\n"
+        "--superclass NAME keeps only NAME's classes in the classifier (output j is class classes[j] of card.json's\n"
+        "superclass), chooses among the subnets within the budget by validation accuracy on NAME's images, and\n"
+        "reports test accuracy on NAME's test images among its classes. The map is the run's config key\n"
+        "superclasses (train with --set superclasses=builtin or a file); --superclasses builtin|FILE gives one\n"
+        "for a run trained without (or overrides it).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("run", metavar="RUN_DIR")
@@ -160,6 +166,10 @@ def _add_export(sub) -> None:
     e.add_argument("--nearest-pool", action="store_true",
                    help="the paper's per-pool view instead of a ceiling: the best subnet of the pool whose theta is nearest "
                    "--budget, which may cost more than --budget")
+    e.add_argument("--superclass", metavar="NAME",
+                   help="keep only this superclass's classes (a physically smaller classifier); chosen and tested on its images")
+    e.add_argument("--superclasses", metavar="MAP",
+                   help="the superclass map for --superclass: builtin (the dataset's) or a file; default: the run's config")
 
 
 def _add_pack(sub) -> None:
@@ -308,6 +318,81 @@ def _add_study(sub) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+EPILOG_GENERATE = """\
+examples:
+  pss train fashion-mnist-mbv1 --out runs/fm --set superclasses=builtin --set superclass_dropout=0.6
+  pss generate runs/fm --train                         # EAS Alg. 1 on the validation split (minutes on a CPU)
+  pss generate runs/fm --superclass footwear --budget 2M
+  pss generate runs/fm --superclass all --budget 1.5M 2M 2.5M --samples 20
+  pss export runs/fm --superclass footwear --budget 2M --out fm-footwear   # the model, its head cut to footwear
+
+The generator maps (superclass, budget) to the probabilities of nested binary gates that switch channel groups
+and the input resolution on (EAS Sec. 3.2); generating draws architectures within the budget from them,
+calibrates each on the superclass's training images, keeps the best on its validation images and reports its
+accuracy on the superclass's test images. Results go to RUN_DIR/generator/scenarios.json (the dashboard's EAS page).
+"""
+
+
+def _add_generate(sub) -> None:
+    """pss generate"""
+    g = sub.add_parser(
+        "generate",
+        help="EAS: train an architecture generator, or generate a subnet for a superclass and a budget",
+        description="Elastic Architecture Search (EAS): with --train, train the architecture generator of a run on its "
+        "validation split with the supernet frozen; with --superclass and --budget, generate an architecture for each "
+        "(superclass, budget) and report its cost and its per-superclass accuracy (validation chooses, test reports).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_GENERATE,
+    )
+    g.add_argument("run", metavar="RUN_DIR")
+    g.add_argument("--train", action="store_true", help="train the generator (replaces an earlier one and its scenarios)")
+    g.add_argument("--superclasses", metavar="MAP", help="with --train: 'builtin' or a JSON/YAML map file "
+                   "(default: the run's config key superclasses)")
+    g.add_argument("--epochs", type=int, help="with --train: passes over the validation split (default 20)")
+    g.add_argument("--lr", type=float, help="with --train: Adam's learning rate (default 5e-3)")
+    g.add_argument("--constraint-weight", type=float, dest="constraint_weight",
+                   help="with --train: lambda of EAS Eq. 4, the weight of the cost loss (default 2)")
+    g.add_argument("--batch-size", type=int, dest="batch_size", help="with --train: validation images per step (default 128)")
+    g.add_argument("--superclass", metavar="NAME", help="a superclass of the generator's map, or 'all'")
+    g.add_argument("--budget", nargs="+", metavar="B", help="ceilings in the generator's cost kind: 2M, 1.5e6, ...")
+    g.add_argument("--samples", type=int, default=10, help="architectures within budget calibrated per scenario (default 10)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the generator's training and of the draws")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _cmd_generate(args) -> int:
+    if args.train == (args.superclass is not None):
+        raise PssError("say what to do: --train (train the generator) or --superclass NAME --budget B (generate)")
+    if args.train:
+        if args.budget:
+            raise PssError("--budget is for generating; train with --train alone, then generate with --superclass NAME --budget B")
+        settings = api.settings_from(epochs=args.epochs, lr=args.lr, constraint_weight=args.constraint_weight,
+                                     batch_size=args.batch_size, seed=args.seed)
+
+        def progress(epoch, epochs, stats):
+            if not args.quiet:
+                print(f"epoch {epoch}/{epochs}: cross-entropy {stats['ce']:.3f}, cost loss {stats['constraint']:.3f}", file=sys.stderr)
+
+        doc = api.train_generator(args.run, superclasses=args.superclasses, settings=settings, device=args.device, progress=progress)
+        t = doc["training"]
+        print(f"generator trained in {t['seconds']:.0f} s on {doc['validation_images']:,} validation images "
+              f"({len(doc['superclasses']['superclasses'])} superclasses, {doc['cost_kind']} "
+              f"{api.format_quantity(doc['c_min'])}-{api.format_quantity(doc['c_max'])}); "
+              f"written to {Path(args.run) / 'generator'}")
+        return 0
+    if args.superclasses:
+        raise PssError("--superclasses is for --train; generating uses the map the generator was trained with")
+    if not args.budget:
+        raise PssError("give --budget B (one or more ceilings, e.g. --budget 2M)")
+    if args.samples < 1:
+        raise PssError(f"--samples must be at least 1, got {args.samples}")
+    records = api.generate(args.run, args.superclass, [q for b in args.budget for q in parse_quantities(b)],
+                           api.GenerateOptions(samples=args.samples, seed=args.seed), device=args.device)
+    print(api.format_generated(records))
+    return 0
+
+
 def _cmd_study(args) -> int:
     doc = api.run_study(args.study, args.out, device=args.device, progress=not args.quiet)
     print(api.format_report(doc))
@@ -412,9 +497,10 @@ def _cmd_export(args) -> int:
     if args.key is not None and args.nearest_pool:
         raise PssError("--nearest-pool chooses by --budget; drop it when exporting a --key")
     if args.key is not None:
-        card = api.export_candidate(args.run, args.key, args.out)
+        card = api.export_candidate(args.run, args.key, args.out, superclass=args.superclass, superclasses=args.superclasses)
     else:
-        card = api.export_subnet(args.run, args.budget, args.out, kind=args.constraint, nearest_pool=args.nearest_pool)
+        card = api.export_subnet(args.run, args.budget, args.out, kind=args.constraint, nearest_pool=args.nearest_pool,
+                                 superclass=args.superclass, superclasses=args.superclasses)
     print(api.format_export(card, args.out))
     return 0
 
@@ -423,7 +509,7 @@ def _cmd_dashboard(args) -> int:
     return api.run_dashboard(args.runs, args.port, args.any_folder, args.allow_remote)
 
 
-COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut, "dashboard": _cmd_dashboard, "study": _cmd_study}
+COMMANDS = {"train": _cmd_train, "presets": _cmd_presets, "info": _cmd_info, "calibrate": _cmd_calibrate, "export": _cmd_export, "pack": _cmd_pack, "compare": _cmd_compare, "search": _cmd_search, "lut": _cmd_lut, "dashboard": _cmd_dashboard, "study": _cmd_study, "generate": _cmd_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

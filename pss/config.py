@@ -50,6 +50,26 @@ LEGACY_DEFAULTS: dict[str, Any] = {
 New runs take the dataclass default; :meth:`TrainConfig.from_stored` fills in these values, so a run
 written before a key existed is read (and recalibrated, resumed) exactly as it was trained."""
 
+SUPERCLASS_DATASETS = ("cifar10", "cifar100", "fashion-mnist")
+"""Datasets with a built-in superclass map (``superclasses: builtin``; :mod:`pss.problem.superclasses`).
+
+An ``npz`` dataset whose classes are one of these datasets' classes (same names, same order) takes that map too."""
+
+NO_BUILTIN_SUPERCLASSES = ("synthetic", "imagenet-subset")
+"""Datasets that can never have a built-in superclass map: they need a superclass file."""
+
+
+def canonical_dataset(name: str) -> str:
+    """A dataset name as :func:`pss.data.load_data` reads it: lower case, ``-`` for ``_``, Fashion-MNIST's aliases."""
+    key = str(name).strip().lower().replace("_", "-")
+    return "fashion-mnist" if key in ("fashionmnist", "fmnist") else key
+
+
+def is_builtin_superclasses(value: str | None) -> bool:
+    """Whether a ``superclasses`` value names the dataset's built-in map (``builtin``) rather than a file."""
+    return value is not None and str(value).strip().lower() in ("builtin", "built-in")
+
+
 SEARCH_METHODS = ("random", "evolution", "uniform")
 """How ``pss search`` finds subnets per budget (:mod:`pss.workflows.search`)."""
 
@@ -115,6 +135,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     depthwise_weight_decay: bool = False  # the reference decays no depthwise convolution weights
     warmup_epochs: float = 1.0
+    superclass_dropout: float = 0.0  # EAS Sec. 3.1: per sample, each non-target superclass's logits dropped with this probability (needs superclasses); 0: plain training
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
@@ -137,6 +158,7 @@ class DataConfig:
     test_split: bool = True  # report on a test split selection never sees (official test set, imagenet val/, or test_fraction of an npz)
     test_fraction: float = 0.1  # npz and synthetic data: the share held out as the test split
     imagenet_augmentation: str = "reference"  # reference: RandomResizedCrop scale 0.25-1, colour jitter 0.4, lighting 0.1; basic: crop + flip
+    superclasses: str | None = None  # each class's superclass: "builtin" (cifar10, cifar100, fashion-mnist) or a JSON/YAML file {superclass: [classes]}
     train_limit: int | None = None
     val_limit: int | None = None
     test_limit: int | None = None
@@ -255,6 +277,32 @@ class TrainConfig(EvalConfig, DataConfig, OptimConfig, SamplingConfig, BudgetCon
             if not ok:
                 raise PssError(f"bad config: {message}")
         self.constraint_kinds()  # validates extra_constraints
+        self._validate_superclasses()
+
+    def _validate_superclasses(self) -> None:
+        """``superclasses`` names a built-in map the dataset can have, or a JSON/YAML file; dropout needs it.
+
+        Only the form is checked here (a run.json read on another machine validates too): the file itself
+        and the dataset's classes are checked when the map is resolved (:func:`pss.problem.superclasses.resolve_superclasses`).
+        """
+        value, rate = self.superclasses, self.superclass_dropout
+        if not 0 <= rate <= 1:
+            raise PssError(f"bad config: superclass_dropout must be in [0, 1] (got {rate!r}); EAS uses 0.1-0.6, 0 turns it off")
+        if value is None:
+            if rate > 0:
+                raise PssError(f"bad config: superclass_dropout={rate:g} needs superclasses: set superclasses=builtin "
+                               f"({', '.join(SUPERCLASS_DATASETS)}) or superclasses=PATH of a JSON/YAML file mapping each superclass to its classes")
+            return
+        text = str(value).strip()
+        if is_builtin_superclasses(text):
+            dataset = canonical_dataset(self.dataset)
+            if dataset in NO_BUILTIN_SUPERCLASSES:
+                raise PssError(f"bad config: dataset {self.dataset!r} has no built-in superclass map (built in for "
+                               f"{', '.join(SUPERCLASS_DATASETS)}); set superclasses=PATH of a JSON/YAML file mapping each superclass to its classes")
+            return
+        if not text or Path(text).suffix.lower() not in (".json", ".yaml", ".yml"):
+            raise PssError(f"bad config: superclasses must be 'builtin' or the path of a .json/.yaml file mapping each superclass "
+                           f"to its classes (got {value!r})")
 
     def constraint_kinds(self) -> list[str]:
         """The primary ``constraint`` followed by the ``extra_constraints`` (PSS-Net_M), validated."""

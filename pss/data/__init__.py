@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config import DataConfig
 from ..errors import PssError
-from .base import DataBundle, stratified_holdout
+from .base import SPLITS, DataBundle, stratified_holdout, subset_of_classes
 from .folder import FolderImageData
 from .memory import (
     CIFAR10_CLASSES,
@@ -43,8 +43,8 @@ from .memory import (
 DATASETS = ("cifar10", "cifar100", "fashion-mnist", "imagenet-subset", "npz", "synthetic")
 
 __all__ = [
-    "CIFAR10_CLASSES", "DATASETS", "FASHION_MNIST_SYSTEM_DIR", "DataBundle", "DataConfig", "FolderImageData",
-    "TensorImageData", "crop_flip", "load_data", "make_synthetic", "random_crop_flip", "stratified_holdout",
+    "CIFAR10_CLASSES", "DATASETS", "FASHION_MNIST_SYSTEM_DIR", "SPLITS", "DataBundle", "DataConfig", "FolderImageData",
+    "TensorImageData", "crop_flip", "load_data", "make_synthetic", "random_crop_flip", "stratified_holdout", "subset_of_classes",
 ]
 
 

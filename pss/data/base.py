@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -105,6 +105,21 @@ class DataBundle(ABC):
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """``n_images`` un-augmented training images (a random subset) for BatchNorm re-estimation."""
 
+    def split_labels(self, split: str) -> Tensor:
+        """The int64 labels of ``split`` (``train``, ``val`` or ``test``) in the order its batches yield them.
+
+        The validation and test batches come in this order; training batches are a shuffle of it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose its labels")
+
+    def subset_batches(
+        self, split: str, indices: Tensor, batch_size: int, device: torch.device | str = "cpu", shard: "Shard" = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The images ``indices`` of ``split`` (positions in :meth:`split_labels`), un-augmented, in that order,
+        last partial batch kept; with ``shard`` this rank's part. E.g. one superclass's images
+        (:func:`subset_of_classes`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot batch a subset of a split")
+
     def describe(self) -> dict[str, Any]:
         """JSON-able summary, written next to checkpoints so a run records its data."""
         return {
@@ -122,6 +137,39 @@ class DataBundle(ABC):
             "source": self.source,
         }
 
+
+
+SPLITS = ("train", "val", "test")
+"""The splits of a :class:`DataBundle`, as :meth:`DataBundle.split_labels` names them."""
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise PssError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def subset_of_classes(data: DataBundle, split: str, classes: Sequence[int]) -> Tensor:
+    """The positions (sorted, int64) of ``split``'s images whose label is one of ``classes``.
+
+    E.g. one superclass's test images (EAS: a superclass's accuracy is measured on its own images):
+    ``data.subset_batches("test", subset_of_classes(data, "test", smap.classes_of("vehicles")), 256)``.
+    """
+    labels = data.split_labels(check_split(split))
+    wanted = torch.as_tensor(list(classes), dtype=torch.long)
+    bad = wanted[(wanted < 0) | (wanted >= data.num_classes)]
+    if bad.numel():
+        raise PssError(f"class index {int(bad[0])} is outside 0..{data.num_classes - 1} of the {data.name} data; "
+                       "give class indices of this dataset")
+    return torch.nonzero(torch.isin(labels, wanted)).flatten()
+
+
+def _check_indices(indices: Tensor, n: int, split: str) -> Tensor:
+    """``indices`` as int64 positions into a split of ``n`` images (PssError for one outside it)."""
+    idx = torch.as_tensor(indices, dtype=torch.long).flatten().cpu()
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise PssError(f"image index out of range for the {split} split of {n} images; take indices from subset_of_classes")
+    return idx
 
 
 def _check_batch_size(batch_size: int) -> None:

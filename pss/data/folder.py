@@ -16,7 +16,10 @@ from torch import Tensor
 from ..config import DataConfig
 from ..errors import PssError, one_line
 from .augment import IMAGENET_STATS, imagenet_train_transform
-from .base import DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part, shard_rows, stratified_holdout
+from .base import (
+    DataBundle, Shard, _check_batch_size, _check_indices, _draw_perm, _limit, check_image_data, check_split, shard_part, shard_rows,
+    stratified_holdout,
+)
 
 
 
@@ -218,3 +221,15 @@ class FolderImageData(DataBundle):
         _check_batch_size(batch_size)
         order = shard_part(_draw_perm(self.num_train, generator)[: max(int(n_images), 0)], shard).tolist()
         return self._loader(self._train_eval, order, batch_size, torch.device(device), False, 0)
+
+    def _eval_dataset(self, split: str) -> _SampleDataset:
+        return {"train": self._train_eval, "val": self._val, "test": self._test}[check_split(split)]
+
+    def split_labels(self, split: str) -> Tensor:
+        return torch.tensor([t for _, t in self._eval_dataset(split).samples], dtype=torch.long)
+
+    def subset_batches(self, split, indices, batch_size, device="cpu", shard: Shard = (0, 1)):
+        _check_batch_size(batch_size)
+        ds = self._eval_dataset(split)
+        order = shard_part(_check_indices(indices, len(ds), split), shard).tolist()
+        return self._loader(ds, order, batch_size, torch.device(device), False, 0)

@@ -21,8 +21,8 @@ from torch import Tensor
 from ..config import DataConfig
 from ..errors import PssError, one_line
 from .base import (
-    _DEVICE_CACHE_BYTES, TEST_SEED_OFFSET, DataBundle, Shard, _check_batch_size, _draw_perm, _limit, check_image_data, shard_part,
-    shard_rows, stratified_holdout,
+    _DEVICE_CACHE_BYTES, TEST_SEED_OFFSET, DataBundle, Shard, _check_batch_size, _check_indices, _draw_perm, _limit, check_image_data,
+    check_split, shard_part, shard_rows, stratified_holdout,
 )
 
 CIFAR10_CLASSES = [
@@ -244,6 +244,14 @@ class TensorImageData(DataBundle):
         _check_batch_size(batch_size)
         order = shard_part(_draw_perm(self.num_train, generator)[: max(int(n_images), 0)], shard)
         return self._batches("train", order, batch_size, torch.device(device), False, None)
+
+    def split_labels(self, split: str) -> Tensor:
+        return self._split(check_split(split))[1]
+
+    def subset_batches(self, split, indices, batch_size, device="cpu", shard: Shard = (0, 1)):
+        _check_batch_size(batch_size)
+        order = shard_part(_check_indices(indices, self.split_labels(split).numel(), split), shard)
+        return self._batches(split, order, batch_size, torch.device(device), False, None)
 
 
 MAX_CLASSES = 100_000

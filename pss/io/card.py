@@ -5,7 +5,7 @@ model is, and the input it expects). The export workflow writes the models; this
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import PssError
 from ..version import __version__, utc_timestamp
@@ -25,20 +25,27 @@ EXPORT_FILES = (CARD_FILE, PROGRAM_FILE, STATE_FILE, ONNX_FILE, PARTIAL_PROGRAM_
 
 
 def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, candidate: dict,
-                  selection: dict[str, Any] | None = None) -> dict[str, Any]:
+                  selection: dict[str, Any] | None = None, superclass: dict[str, Any] | None = None,
+                  points: Sequence[FrontPoint] | None = None) -> dict[str, Any]:
     """card.json (kind ``pss-subnet-card``) of a calibrated subnet of ``run``'s front.
 
-    ``pool`` is None for the min and max reference subnets. ``accuracy`` is the validation accuracy that
-    chose the subnet; ``test`` (None without a test split) is the figure to report. ``selection`` says how
-    it was chosen (``rule`` ceiling | nearest_pool | key, ``budget``, ``kind``); ``dominated_by`` names a
-    calibrated subnet that costs no more and is more accurate, when there is one.
+    ``pool`` is None for the min and max reference subnets (and a structure the front lacks). ``accuracy``
+    is the validation accuracy that chose the subnet; ``test`` (None without a test split) is the figure to
+    report. ``selection`` says how it was chosen (``rule`` ceiling | nearest_pool | key, ``budget``,
+    ``kind``); ``dominated_by`` names a subnet among ``points`` (default: the front's) that costs no more and
+    is more accurate, when there is one.
+
+    ``superclass`` (an export restricted to one superclass's classes) becomes the card's ``superclass``
+    object, and ``class_names`` are then the kept classes' names, in output order; ``candidate`` then holds
+    the restricted model's costs and its accuracies on that superclass's images.
     """
     ds = run_json["dataset"]
     s = candidate["structure"]
     kind = (selection or {}).get("kind") or front["constraint"]
-    better = dominated_by(FrontPoint(candidate["key"], float(candidate["accuracy"]), candidate["costs"]), front_points(front), kind)
+    points = front_points(front) if points is None else points
+    better = dominated_by(FrontPoint(candidate["key"], float(candidate["accuracy"]), candidate["costs"]), points, kind)
     validation = candidate_validation(candidate, front)
-    return {
+    card = {
         "schema_version": SCHEMA_VERSION,
         "kind": CARD_DOC,
         "pss_version": __version__,
@@ -75,6 +82,10 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, c
         "onnx": {"opset": ONNX_OPSET, "input": ONNX_INPUT, "output": ONNX_OUTPUT, "dynamic_batch": True},
         "dataset": ds.get("name"),
     }
+    if superclass is not None:
+        card["superclass"] = superclass
+        card["class_names"] = list(superclass["class_names"])
+    return card
 
 
 def _resize_rule(native: int | None, resolution: int) -> str:

@@ -17,6 +17,7 @@ import torch
 from ..errors import PssError
 from ..sampling.pools import SubnetPool
 from .files import SCHEMA_VERSION
+from .generator import GENERATOR_WEIGHTS, generator_dir
 from .run import RunDir
 from .tensors import load_tensors, save_tensors
 
@@ -86,3 +87,20 @@ def read_bn_stats(run: RunDir) -> dict[str, dict[str, torch.Tensor]]:
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise PssError(f"calibrated BN statistics {run.bn_stats_file} are damaged ({exc.__class__.__name__}: {exc}); "
                        "run pss calibrate again") from None
+
+
+def write_generator_weights(run_path: str | Path, state: dict[str, torch.Tensor]) -> None:
+    """The architecture generator's state dict, beside its description (pss.io.generator)."""
+    folder = generator_dir(run_path)
+    folder.mkdir(exist_ok=True)
+    save_tensors({k: v.detach().cpu() for k, v in state.items()}, folder / GENERATOR_WEIGHTS)
+
+
+def read_generator_weights(run_path: str | Path) -> dict[str, torch.Tensor]:
+    path = generator_dir(run_path) / GENERATOR_WEIGHTS
+    if not path.is_file():
+        raise PssError(f"run {run_path} has no architecture generator weights; train them with `pss generate {run_path} --train`")
+    state = load_tensors(path, "generator weights")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PssError(f"generator weights {path} do not hold a state dict; train the generator again with --train")
+    return state

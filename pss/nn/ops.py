@@ -142,5 +142,19 @@ class SlimConvBNAct(nn.Module):
         return self.act(self.bn.forward_parallel(y, sizes, channels))
 
 
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Every output channel, BN on this batch's statistics, times ``mask`` (one value per channel, or None).
+
+        With a 0/1 mask whose ones come first and zeros in ``x``'s channels beyond
+        the previous layer's width, the kept channels equal :meth:`forward` in
+        training mode at ``mask.sum()`` channels, and the rest are 0; a mask that
+        carries gradients (EAS gates) receives them through the product. Running
+        statistics are neither used nor updated.
+        """
+        y = self.conv(x, self.conv.out_channels)
+        y = self.act(F.batch_norm(y, None, None, self.bn.weight, self.bn.bias, True, 0.0, self.bn.eps))
+        return y if mask is None else y * mask.view(1, -1, 1, 1)
+
+
 def make_pool(spec: MaxPoolSpec) -> nn.Module:
     return nn.MaxPool2d(spec.kernel, spec.stride, spec.padding)

@@ -9,6 +9,7 @@ expansion), in the supernet's slicing and in the dense model alike.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, Sequence
 
 import torch
@@ -84,6 +85,29 @@ class SlimBlock(_Block):
         return self.act(out)
 
 
+    def forward_masked(self, x: torch.Tensor, masks: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """:meth:`forward` at full width with every layer's output channels multiplied by its dimension's mask.
+
+        ``masks[d]`` has one value per channel of dimension d (``o_max``), or is
+        None (all kept); a layer with ``cout_mult`` m uses it repeated m times per
+        channel (its channels are width * m). Both sides of a residual sum share
+        the dimension, so masked channels stay 0 through sums and pools.
+        """
+        out = x
+        for layer, d in zip(self.body, self._douts):
+            out = layer(out) if d is None else layer.forward_masked(out, _layer_mask(masks[d[0]], d[1]))
+        if self.shortcut is not None:
+            d = self._sc_dout
+            out = out + self.shortcut.forward_masked(x, _layer_mask(masks[d[0]], d[1]))
+        elif self.identity:
+            out = out + x
+        return self.act(out)
+
+
+def _layer_mask(mask: torch.Tensor | None, mult: int) -> torch.Tensor | None:
+    return mask if mask is None or mult == 1 else mask.repeat_interleave(mult)
+
+
 class Supernet(nn.Module):
     """The slimmable supernet N_{phi_max, W}; ``forward(x, structure)`` runs any subnet."""
 
@@ -112,6 +136,26 @@ class Supernet(nn.Module):
         """Logits from the last block's output: global average pool, dropout, classifier (sliced to x's channels)."""
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
+
+    def forward_masked(self, x: torch.Tensor, masks: Sequence[torch.Tensor | None], resolution: int | None = None) -> torch.Tensor:
+        """Logits of the subnet that channel masks select, differentiable in the masks (EAS single-path gates).
+
+        ``masks[d]``: one value per channel of dimension d (None keeps them all).
+        For 0/1 masks with the kept channels first, the result equals
+        ``self(x, structure)`` in training mode for the structure whose widths
+        are the masks' sums: each layer's BN uses the batch's statistics (what
+        calibration would estimate for that subnet), running statistics are not
+        touched, and dropout follows the module's mode. The masks multiply the
+        activations, so their gradients say how the loss changes as a channel
+        group is switched on or off (Single-Path NAS's encoding).
+        """
+        if len(masks) != len(self.max_widths):
+            raise ValueError(f"{len(masks)} masks for {len(self.max_widths)} dimensions")
+        if resolution is not None:
+            x = resize_batch(x, resolution)
+        for block in self.blocks:
+            x = block.forward_masked(x, masks)
+        return self.head(x)
 
     def forward_parallel(self, x: torch.Tensor, structures: Sequence[Structure], sizes: Sequence[int] | None = None) -> torch.Tensor:
         """PSE-Net parallel subnets (Sec. 3.2, Eq. 8-14): chunk i of ``x`` through ``structures[i]``.
@@ -200,29 +244,58 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
+"""The classifier's tensors (the same names in :class:`Supernet` and :class:`DenseNet`): one row per class."""
+
+
+def spec_for_classes(spec: NetSpec, classes: Sequence[int] | None) -> NetSpec:
+    """``spec`` with a classifier of ``len(classes)`` outputs (output j is class ``classes[j]``); ``spec`` for None.
+
+    ``classes`` must be distinct class indices of ``spec`` in ascending order (a superclass's classes).
+    """
+    if classes is None:
+        return spec
+    classes = tuple(int(c) for c in classes)
+    if not classes or any(b <= a for a, b in zip(classes, classes[1:])) or classes[0] < 0 or classes[-1] >= spec.num_classes:
+        raise ValueError(f"classes must be distinct class indices in 0..{spec.num_classes - 1}, ascending; got {list(classes)}")
+    return dataclasses.replace(spec, num_classes=len(classes))
+
+
 def slice_state_dict(
     supernet_state: Mapping[str, torch.Tensor],
     dense: nn.Module,
     bn_stats: Mapping[str, torch.Tensor] | None = None,
+    classes: Sequence[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Cut every supernet tensor down to the dense model's shape: W_i[1:o_i].
 
     ``bn_stats`` (calibrated running mean/var keyed like the state dict)
-    replace the supernet's stale running statistics.
+    replace the supernet's stale running statistics. ``classes`` keeps only
+    those rows of the classifier, in that order (row j of the result is row
+    ``classes[j]`` of the supernet's), for a dense model built with
+    :func:`spec_for_classes`.
     """
+    rows = None if classes is None else torch.as_tensor([int(c) for c in classes], dtype=torch.long)
     out = {}
     for key, target in dense.state_dict().items():
         src = bn_stats[key] if bn_stats is not None and key in bn_stats else supernet_state[key]
         if src.dim() == 0:
             out[key] = src.clone()
             continue
+        if rows is not None and key in CLASSIFIER_KEYS:
+            src = src.index_select(0, rows.to(src.device))
         index = tuple(slice(0, n) for n in target.shape)
         out[key] = src[index].detach().clone().contiguous()
     return out
 
 
-def extract_subnet(supernet: Supernet, structure: Structure, bn_stats: Mapping[str, torch.Tensor] | None = None) -> DenseNet:
-    """A dense copy of ``supernet``'s slice for ``structure`` with physically smaller weights."""
-    dense = DenseNet(supernet.spec, structure)
-    dense.load_state_dict(slice_state_dict(supernet.state_dict(), dense, bn_stats))
+def extract_subnet(supernet: Supernet, structure: Structure, bn_stats: Mapping[str, torch.Tensor] | None = None,
+                   classes: Sequence[int] | None = None) -> DenseNet:
+    """A dense copy of ``supernet``'s slice for ``structure`` with physically smaller weights.
+
+    With ``classes`` (ascending class indices, e.g. a superclass's) the classifier keeps only their rows:
+    the model has ``len(classes)`` outputs and its output j is the supernet's logit of class ``classes[j]``.
+    """
+    dense = DenseNet(spec_for_classes(supernet.spec, classes), structure)
+    dense.load_state_dict(slice_state_dict(supernet.state_dict(), dense, bn_stats, classes))
     return dense.eval()

@@ -33,7 +33,16 @@ from .spec import IMAGE, ConvSpec, MaxPoolSpec, NetSpec, conv_output_size
 
 
 @dataclass(frozen=True)
-class _Conv:
+class ConvTerm:
+    """One convolution's share of C(.): ``k2 * cin * cout * hw[r]`` multiply-adds (``k2 * cout * hw[r]`` if depthwise).
+
+    ``cin``/``cout`` are dimension indices (``IMAGE`` for the image), their
+    channels the dimension's width times ``cin_mult``/``cout_mult``; ``hw`` holds
+    the output's H*W for each resolution of the space. Public so that a
+    differentiable evaluation (the EAS generator's cost of soft gates) sums the
+    same terms as :meth:`CostModel.macs`.
+    """
+
     cin: int
     cout: int
     k2: int
@@ -54,21 +63,26 @@ class CostModel:
         self.latency = latency
         self._res_index = {r: i for i, r in enumerate(space.resolutions)}
         sizes = np.asarray(space.resolutions, dtype=np.int64)
-        convs: list[_Conv] = []
+        convs: list[ConvTerm] = []
         for b in spec.blocks:
             block_in = sizes.copy()
             for layer in b.body:
                 if isinstance(layer, ConvSpec):
                     sizes = conv_output_size(sizes, layer.kernel, layer.stride, layer.padding)
-                    convs.append(_Conv(layer.cin, layer.cout, layer.kernel**2, layer.depthwise, sizes * sizes,
+                    convs.append(ConvTerm(layer.cin, layer.cout, layer.kernel**2, layer.depthwise, sizes * sizes,
                                        layer.cin_mult, layer.cout_mult))
                 elif isinstance(layer, MaxPoolSpec):
                     sizes = conv_output_size(sizes, layer.kernel, layer.stride, layer.padding)
             if isinstance(b.shortcut, ConvSpec):
                 sc = b.shortcut
                 out = conv_output_size(block_in, sc.kernel, sc.stride, sc.padding)
-                convs.append(_Conv(sc.cin, sc.cout, sc.kernel**2, False, out * out, sc.cin_mult, sc.cout_mult))
+                convs.append(ConvTerm(sc.cin, sc.cout, sc.kernel**2, False, out * out, sc.cin_mult, sc.cout_mult))
         self._convs = convs
+
+    @property
+    def conv_terms(self) -> tuple[ConvTerm, ...]:
+        """Every convolution's term of the multiply-add polynomial; the classifier adds ``width[head_in] * num_classes``."""
+        return tuple(self._convs)
 
     # ---------------------------------------------------------------- vectorised
     def _channels(self, widths: np.ndarray, ref: int, mult: int = 1) -> np.ndarray:

@@ -23,6 +23,17 @@ every strategy each non-max subnet's CE, with the max subnet's CE of the same
 step, is logged in :class:`~pss.training.records.SampleLog` (the training-loss
 prior of PSE-Net Eq. 17-19).
 
+With ``superclass_dropout`` > 0 (EAS Sec. 3.1, :mod:`.superclass_dropout`) every
+strategy's loss sees masked logits: one mask per sample per step, drawn from a
+generator seeded by the trainer's ``rng`` (so runs reproduce and resume exactly),
+shared by all subnets of the step. The max subnet's (and PSE-Net's chunks')
+cross-entropy and the students' inplace distillation both run over the kept
+logits: the teacher's probabilities are the softmax of the max subnet's masked
+logits, so teacher and student are distributions over the same classes of each
+sample. The recorded CE of every subnet (PSS-Net's m, the sample log) stays the
+plain cross-entropy over all classes, so pools rank subnets by what they are
+evaluated on, whatever the drop rate. Rate 0 runs exactly the plain step.
+
 The trainer writes no files: :meth:`Trainer.state_dict` and
 :meth:`Trainer.load_state_dict` give and take the whole training state, and
 the train workflow (:mod:`pss.workflows.train`) writes the run directory.
@@ -49,6 +60,7 @@ from ..nn.device import resolve_device
 from ..nn.supernet import Supernet, chunk_sizes
 from ..problem.latency_table import LatencyTable
 from ..problem.problem import Problem
+from ..problem.superclasses import SuperclassMap, resolve_superclasses
 from ..sampling.marginals import StructureDistributionSampler
 from ..sampling.pools import PoolCounters, SubnetPool
 from ..sampling.prioritized import training_progress
@@ -56,6 +68,7 @@ from ..sampling.strategies import Strategy, Subnet, make_strategy
 from .distributed import Dist
 from .records import EpochStats, SampleLog, StepResult
 from .schedules import cosine_lr, distillation_loss, param_groups
+from .superclass_dropout import masked_logits, superclass_dropout_mask
 
 
 class Trainer:
@@ -118,6 +131,12 @@ class Trainer:
             kind_draw=cfg.kind_draw,
         )
         self.samples = SampleLog()
+        # EAS superclasses: resolved now, so a bad map fails before any training
+        self.superclass_map: SuperclassMap | None = None
+        if cfg.superclasses is not None:
+            self.superclass_map = resolve_superclasses(cfg.superclasses, data.name, data.class_names)
+        self._class_superclass = (None if self.superclass_map is None else
+                                  torch.tensor(self.superclass_map.class_superclass, dtype=torch.long, device=self.device))
         self.batches_per_epoch = data.len_train_batches(cfg.batch_size)
         if self.batches_per_epoch < 1:
             raise PssError(f"batch_size {cfg.batch_size} exceeds the {data.num_train} training images; lower batch_size")
@@ -157,10 +176,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
 
         subnets = self.strategy.plan(self.rng, progress)
+        keep = self._superclass_keep(y)
         if self.strategy.parallel:
-            losses, ces = self._parallel_forward_backward(x, y, subnets)
+            losses, ces = self._parallel_forward_backward(x, y, subnets, keep)
         else:
-            losses, ces = self._serial_forward_backward(x, y, subnets)
+            losses, ces = self._serial_forward_backward(x, y, subnets, keep)
         values = self.dist.mean(torch.stack([*losses, *ces]).tolist())  # one device sync; the mean over processes
         result = StepResult(subnets, values[: len(subnets)], values[len(subnets):])
         if not all(math.isfinite(v) for v in values):
@@ -177,35 +197,60 @@ class Trainer:
         self.samples.add(self.step, result)
         return result
 
-    def _serial_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
-        """Alg. 2: one forward/backward per subnet on the whole batch; max first, by CE, the rest by KL (or CE)."""
+    def _superclass_keep(self, y: torch.Tensor) -> torch.Tensor | None:
+        """This step's superclass dropout mask (EAS Eq. 1-2) for labels ``y``; None without dropout.
+
+        The draws come from a generator seeded by one draw of :attr:`rng` (saved in the checkpoint, the same
+        on every rank), so a run reproduces and resumes exactly; with rate 0 nothing is drawn.
+        """
+        if self._class_superclass is None or self.cfg.superclass_dropout <= 0:
+            return None
+        gen = torch.Generator().manual_seed(int(self.rng.integers(0, 2**63 - 1)))
+        return superclass_dropout_mask(y, self._class_superclass, self.cfg.superclass_dropout, gen, self.dist.shard)
+
+    def _serial_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet],
+                                 keep: torch.Tensor | None = None) -> tuple[list, list]:
+        """Alg. 2: one forward/backward per subnet on the whole batch; max first, by CE, the rest by KL (or CE).
+
+        With a superclass dropout mask ``keep`` every loss runs over the kept logits (the teacher's too); the
+        returned CE of each subnet is the plain one over all classes.
+        """
         losses, ces = [], []
         teacher = None
         for s in subnets:
             with self._autocast():
                 out = self.model(x, s.structure)
+                logits = out.float() if keep is None else masked_logits(out.float(), keep)
                 if s.role == "max" or not self.strategy.distill:
-                    loss = ce = F.cross_entropy(out.float(), y)
+                    loss = F.cross_entropy(logits, y)
+                    ce = loss if keep is None else F.cross_entropy(out.detach().float(), y)
                 else:
-                    loss = distillation_loss(out, teacher)
+                    loss = distillation_loss(logits, teacher)
                     ce = F.cross_entropy(out.detach().float(), y)  # m = -batch_loss, same forward
             self._backward(loss)
             if s.role == "max" and self.strategy.distill:
-                teacher = F.softmax(out.detach().float(), dim=1)
+                teacher = F.softmax(logits.detach(), dim=1)  # over the kept logits: dropped classes get 0
             losses.append(loss.detach())
             ces.append(ce.detach())
-            del out, loss
+            del out, logits, loss
         return losses, ces
 
-    def _parallel_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet]) -> tuple[list, list]:
-        """PSE-Net: one forward/backward of the max network, batch chunk i trained by subnet i (CE each)."""
+    def _parallel_forward_backward(self, x: torch.Tensor, y: torch.Tensor, subnets: list[Subnet],
+                                   keep: torch.Tensor | None = None) -> tuple[list, list]:
+        """PSE-Net: one forward/backward of the max network, batch chunk i trained by subnet i (CE each).
+
+        A superclass dropout mask ``keep`` is per sample, so it splits with the batch: each chunk's loss runs
+        over its own samples' kept logits; the returned CEs are the plain ones over all classes.
+        """
         sizes = chunk_sizes(x.shape[0], len(subnets))
         with self._autocast():
             out = self.model.forward_parallel(x, [s.structure for s in subnets], sizes)
-            ces = [F.cross_entropy(o.float(), t) for o, t in zip(out.split(sizes), y.split(sizes))]
-        self._backward(torch.stack(ces).sum())
-        ces = [c.detach() for c in ces]
-        return ces, ces
+            logits = out.float() if keep is None else masked_logits(out.float(), keep)
+            losses = [F.cross_entropy(o, t) for o, t in zip(logits.split(sizes), y.split(sizes))]
+            ces = losses if keep is None else [F.cross_entropy(o.float(), t) for o, t in zip(out.detach().split(sizes), y.split(sizes))]
+        self._backward(torch.stack(losses).sum())
+        losses = [c.detach() for c in losses]
+        return losses, (losses if keep is None else [c.detach() for c in ces])
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self, epoch: int) -> EpochStats:

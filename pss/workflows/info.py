@@ -183,16 +183,22 @@ def format_export(card: dict[str, Any], out: Any) -> str:
     sel = card.get("selection") or {}
     kind = sel.get("kind") or card["constraint"]
     cost = format_cost(card["costs"][kind], kind) if kind in card["costs"] else "?"
+    sc = card.get("superclass")
+    on = f" on the images of {sc['name']}" if sc and sc.get("chosen_by") in ("superclass_validation", "generator") else ""
     if sel.get("rule") == "ceiling":
-        why = f"the most accurate calibrated subnet costing at most {format_cost(sel['budget'], kind)}"
+        why = f"the most accurate calibrated subnet{on} costing at most {format_cost(sel['budget'], kind)}"
     elif sel.get("rule") == "nearest_pool":
-        why = f"the best of the pool nearest {format_cost(sel['budget'], kind)} ({card['budget']['label']})"
+        why = f"the best{on} of the pool nearest {format_cost(sel['budget'], kind)} ({card['budget']['label']})"
+    elif sel.get("rule") == "generator":
+        why = (f"the best{on} of the EAS generator's architectures costing at most {format_cost(sel['budget'], kind)}, "
+               f"each calibrated on those images")
     else:
         why = "the subnet asked for by --key"
     source = card["source"].get("reference")
-    origin = f"the {source} subnet" if source else f"pool {card['source']['pool_index']}"
+    pool_index = card["source"].get("pool_index")
+    origin = f"the {source} subnet" if source else f"pool {pool_index}" if pool_index is not None else "calibrated now"
     val = card.get("validation")
-    val_text = f"validation {card['accuracy']:.2%}" + (f" ({val['images']:,} images)" if val else "")
+    val_text = f"{'superclass ' if on else ''}validation {card['accuracy']:.2%}" + (f" ({val['images']:,} images)" if val else "")
     others = [format_cost(card["costs"][k], k) for k in ("macs", "params", "latency") if k != kind and card["costs"].get(k) is not None]
     lines = [
         f"exported {card['key']} to {out}",
@@ -201,6 +207,13 @@ def format_export(card: dict[str, Any], out: Any) -> str:
         f"  accuracy {val_text} chose it; "
         + (test_text(card) if card.get("test") else "no test split, so that figure is optimistic (runs made before pss 0.2)"),
     ]
+    if sc:
+        lines[3] = f"  accuracy {val_text} chose it; " + (
+            f"{test_text(card)} on the test images of {sc['name']}, among its classes" if card.get("test")
+            else f"no test accuracy on the images of {sc['name']} (see the note above)")
+        kept = ", ".join(f"{n} ({c})" for n, c in zip(sc["class_names"], sc["classes"]))
+        lines.insert(1, f"  classes  {sc['name']}: outputs 0..{len(sc['classes']) - 1} are classes {kept}; "
+                        f"{len(sc['classes'])} of {card['model']['num_classes']} kept")
     if sel.get("rule") == "nearest_pool" and sel.get("budget") is not None and card["costs"].get(kind, 0) > sel["budget"]:
         lines.append(f"  note     it costs more than {format_cost(sel['budget'], kind)}: drop --nearest-pool for a budget ceiling")
     if card.get("dominated_by"):

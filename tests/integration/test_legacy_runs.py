@@ -25,7 +25,7 @@ from pss.workflows.info import format_summary, run_summary
 from pssviz import analysis
 
 NEW_CONFIG_KEYS = ("dropout", "width_rule", "kind_draw", "depthwise_weight_decay", "test_split", "test_fraction",
-                   "imagenet_augmentation", "test_limit", "calib_rescore", "rescore_images")
+                   "imagenet_augmentation", "test_limit", "calib_rescore", "rescore_images", "superclasses", "superclass_dropout")
 
 
 @pytest.fixture(scope="module")

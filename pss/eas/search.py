@@ -1,0 +1,367 @@
+"""Training the architecture generator (EAS Alg. 1, Eq. 3-4) and generating architectures with it.
+
+Training, on the validation split with the supernet frozen: every validation
+batch is split by superclass; each superclass's rows form one scenario with a
+budget B drawn uniformly from [C(min), C(max)]. The generator gives gate
+probabilities, the gates are drawn hard with the straight-through Gumbel
+estimator (Eq. 9-10), the supernet runs with those gates as channel masks at
+every resolution (weighted by the resolution gates), and the loss (Eq. 4) is
+
+    L = CE(logits restricted to the superclass's classes) + lambda * L_c,
+    L_c = |C(gates) - B| / B                                            (Eq. 3)
+
+EAS's Eq. 3 was lost in the text extraction; the prose asks for "a
+computational constraint loss" that keeps the cost "close to" B. We use the
+absolute deviation relative to B: relative, so a scenario at 1.5M MACs and one
+at 3M pull equally hard; absolute rather than squared, so its gradient does not
+vanish near B (a squared loss lets the accuracy term push every architecture
+just over its budget). The budget is a ceiling at inference, where architectures
+over it are discarded and redrawn.
+
+Only the generator learns; the supernet's weights and BN buffers are never
+changed (BN normalises with each sub-batch's own statistics: what calibration
+would estimate for that subnet on that superclass's images). The classifier's
+logits are restricted to the scenario's superclass, as the exported model's are.
+
+Generating (Sec. 3.2, "Inferring architectures"): one batched forward gives
+every scenario's gate probabilities; per scenario, ``samples`` architectures
+are drawn from them, those over the budget are redrawn (up to a limit), and the
+survivors are calibrated on the superclass's training images and measured on
+its validation images; the best is the scenario's architecture.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..evaluate.calibration import BNCalibrator
+from ..evaluate.statistics import Accuracy
+from ..nn.supernet import Supernet, resize_batch
+from ..problem.costs import CostModel
+from ..problem.space import Structure
+from .gates import GateLayout, channel_masks, decode, gumbel_sigmoid, resolution_weights, soft_cost
+from .generator import ArchitectureGenerator, scenario_tensors
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """How the generator is built and trained (EAS Sec. 4 where its values survived the extraction)."""
+
+    epochs: int = 20
+    """Passes over the validation split."""
+    batch_size: int = 128
+    """Validation images per step, split among the superclasses present (each sub-batch is one scenario)."""
+    lr: float = 5e-3
+    """Adam's learning rate (EAS: Adam; the value was lost)."""
+    constraint_weight: float = 2.0
+    """lambda of Eq. 4, the weight of the computational-constraint loss."""
+    temperature: float = 1.0
+    """tau of Eq. 9."""
+    expected_cost: bool = True
+    """Constrain the expected cost C(alpha) (True) or the sampled gates' cost (False).
+
+    The cost is multilinear in independent gates (a product of a conv's input and output
+    widths and the resolution's H*W), so evaluating the same polynomial at the
+    probabilities gives the expected cost of the sampled architectures -- exactly, except
+    for a conv whose input and output are one dimension. Its gradient has none of the
+    sampling noise of the straight-through estimate; the cross-entropy still sees sampled
+    hard gates. False constrains each sampled architecture's cost through the STE."""
+    levels: int = 10
+    """Budget levels with their own embedding, evenly spaced from C(min) to C(max)."""
+    embedding: int = 32
+    """Embedding size of a superclass and of a budget level (EAS: 32)."""
+    hidden: int = 64
+    """LSTM hidden size."""
+    min_rows: int = 8
+    """A superclass with fewer rows in a batch sits that batch out (BN batch statistics of a handful of images are noise)."""
+    seed: int = 0
+
+    def to_json(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainingLog:
+    """Per epoch: mean CE, mean constraint loss, share of sampled architectures within budget; seconds."""
+
+    ce: list[float] = field(default_factory=list)
+    constraint: list[float] = field(default_factory=list)
+    within_budget: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"ce": self.ce, "constraint": self.constraint, "within_budget": self.within_budget, "seconds": self.seconds}
+
+
+def constraint_loss(cost: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """EAS Eq. 3 as we read it: ``|C(gates) - B| / B`` (module docstring for why this form)."""
+    return (cost - budget).abs() / budget
+
+
+def gated_logits(supernet: Supernet, layout: GateLayout, gates: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The supernet's logits for one gate vector: sum over resolutions r of weight_r(gates) * f(x at r, channel masks).
+
+    For hard gates exactly one weight is 1, so the value is the gated subnet's
+    logits; the other resolutions are still computed so the resolution gates
+    get a gradient from the loss (the STE needs every branch's output).
+    """
+    masks = channel_masks(layout, gates)
+    weights = resolution_weights(layout, gates)
+    out = 0.0
+    for w, r in zip(weights, layout.resolutions):
+        out = out + w * supernet.forward_masked(resize_batch(x, r), masks)
+    return out
+
+
+def _frozen(supernet: Supernet) -> Supernet:
+    supernet.eval()  # dropout off; forward_masked uses batch statistics for BN by itself
+    for p in supernet.parameters():
+        p.requires_grad_(False)
+    return supernet
+
+
+def train_generator(
+    supernet: Supernet,
+    cost_model: CostModel,
+    class_superclass: Sequence[int],
+    val_batches: Callable[[int], Batches],
+    settings: GeneratorSettings = GeneratorSettings(),
+    kind: str = "macs",
+    c_range: tuple[float, float] | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> tuple[ArchitectureGenerator, TrainingLog]:
+    """Alg. 1: train G_theta on the validation split; returns the generator (eval mode) and its log.
+
+    ``val_batches(batch_size)`` yields one pass over the validation split.
+    ``c_range`` is (C(min), C(max)) of the cost ``kind`` (default: the space's
+    smallest and largest structures). ``progress(epoch, epochs, stats)`` is
+    called after each epoch.
+    """
+    layout = GateLayout.of(cost_model.space)
+    groups = torch.as_tensor(list(class_superclass), dtype=torch.long)
+    n_super = int(groups.max()) + 1
+    classes_of = [torch.nonzero(groups == k).squeeze(1) for k in range(n_super)]
+    position = torch.empty_like(groups)  # a class's index among its superclass's classes
+    for cls in classes_of:
+        position[cls] = torch.arange(cls.numel())
+    if c_range is None:
+        c_range = (cost_model.cost(kind, cost_model.space.min_structure), cost_model.cost(kind, cost_model.space.max_structure))
+    c_min, c_max = map(float, c_range)
+    torch.manual_seed(settings.seed)
+    gen = ArchitectureGenerator(layout, n_super, c_min, c_max, settings.levels, settings.embedding, settings.hidden)
+    opt = torch.optim.Adam(gen.parameters(), lr=settings.lr)
+    rng = torch.Generator().manual_seed(settings.seed)
+    _frozen(supernet)
+    device = next(supernet.parameters()).device
+    gen.to(device)
+    log, t0 = TrainingLog(), time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        ce_sum = con_sum = fits = n = 0.0
+        for x, y in val_batches(settings.batch_size):
+            y_cpu = y.cpu()
+            present = [k for k in range(n_super) if int((groups[y_cpu] == k).sum()) >= settings.min_rows]
+            if not present:
+                continue
+            budgets = c_min + torch.rand(len(present), generator=rng, dtype=torch.float64) * (c_max - c_min)
+            ks, bs = scenario_tensors(present, budgets.tolist())
+            logits = gen.logits(ks.to(device), bs.to(device))
+            gates = gumbel_sigmoid(logits, settings.temperature, None if device.type != "cpu" else rng)
+            probs = torch.sigmoid(logits)
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for i, k in enumerate(present):
+                rows = (groups[y_cpu] == k).nonzero().squeeze(1)
+                xs, ys = x[rows.to(x.device)], position[y_cpu[rows]].to(device)
+                out = gated_logits(supernet, layout, gates[i], xs)[:, classes_of[k].to(device)]
+                ce = F.cross_entropy(out, ys)
+                cost = soft_cost(cost_model, layout, probs[i] if settings.expected_cost else gates[i], kind)
+                con = constraint_loss(cost, bs[i].to(cost.dtype).to(device))
+                total = total + (ce + settings.constraint_weight * con) / len(present)
+                ce_sum += float(ce.detach())
+                con_sum += float(con.detach())
+                fits += float(soft_cost(cost_model, layout, gates[i].detach(), kind) <= bs[i])
+                n += 1
+            total.backward()  # one backward: the scenarios share the generator's batched forward
+            opt.step()
+        if n:
+            log.ce.append(ce_sum / n)
+            log.constraint.append(con_sum / n)
+            log.within_budget.append(fits / n)
+        if progress is not None:
+            progress(epoch, settings.epochs, {"ce": log.ce[-1] if log.ce else math.nan,
+                                              "constraint": log.constraint[-1] if log.constraint else math.nan})
+    log.seconds = time.perf_counter() - t0
+    gen.eval()
+    return gen, log
+
+
+# ---------------------------------------------------------------------------- inference
+@dataclass(frozen=True)
+class Candidates:
+    """The architectures drawn for one scenario: within budget, and how many draws it took."""
+
+    superclass: int
+    budget: float
+    structures: tuple[Structure, ...]
+    draws: int
+
+
+@torch.no_grad()
+def gate_probabilities(gen: ArchitectureGenerator, superclasses: Sequence[int], budgets: Sequence[float]) -> torch.Tensor:
+    """Every scenario's gate probabilities in one batched forward: (n scenarios, layout.size)."""
+    ks, bs = scenario_tensors(superclasses, budgets)
+    device = next(gen.parameters()).device
+    return gen(ks.to(device), bs.to(device)).cpu()
+
+
+def draw_within_budget(layout: GateLayout, cost_model: CostModel, probs: torch.Tensor, budget: float, samples: int,
+                       rng: torch.Generator, kind: str = "macs", max_draws: int | None = None) -> tuple[list[Structure], int]:
+    """Up to ``samples`` distinct architectures from one scenario's probabilities whose cost is <= budget.
+
+    Draws in rounds of ``samples`` until enough distinct ones fit or ``max_draws``
+    (default 50 x samples) is spent. Returns (structures, draws made); it may
+    return fewer than ``samples`` (none when the distribution never fits).
+    """
+    max_draws = max_draws or 50 * samples
+    found: dict[str, Structure] = {}
+    draws = 0
+    while len(found) < samples and draws < max_draws:
+        bits = (torch.rand((samples, probs.shape[-1]), generator=rng) < probs[None, :]).numpy()
+        draws += samples
+        for b in bits:
+            s = decode(layout, b)
+            if s.key not in found and cost_model.cost(kind, s) <= budget:
+                found[s.key] = s
+                if len(found) == samples:
+                    break
+    return list(found.values()), draws
+
+
+def generate_candidates(gen: ArchitectureGenerator, cost_model: CostModel, scenarios: Sequence[tuple[int, float]],
+                        samples: int = 10, seed: int = 0, kind: str = "macs") -> list[Candidates]:
+    """Per scenario (superclass index, budget): the generator's architectures within budget (one batched forward).
+
+    When the distribution of a scenario yields none within budget (a budget
+    under what it learned), the cheapest architecture of the space is its one
+    candidate if it fits; none otherwise.
+    """
+    probs = gate_probabilities(gen, [k for k, _ in scenarios], [b for _, b in scenarios])
+    rng = torch.Generator().manual_seed(seed)
+    out = []
+    for (k, b), p in zip(scenarios, probs):
+        found, draws = draw_within_budget(gen.layout, cost_model, p, b, samples, rng, kind)
+        if not found:
+            smallest = cost_model.space.min_structure
+            found = [smallest] if cost_model.cost(kind, smallest) <= b else []
+        out.append(Candidates(int(k), float(b), tuple(found), draws))
+    return out
+
+
+def superclass_batches(batches: Batches, classes: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Only the rows of ``classes``, re-batched to ``batch_size`` (the last batch partial); labels unchanged."""
+    wanted = torch.as_tensor(list(classes), dtype=torch.long)
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    held = 0
+    for x, y in batches:
+        keep = torch.isin(y, wanted.to(y.device))
+        if not bool(keep.any()):
+            continue
+        xs.append(x[keep])
+        ys.append(y[keep])
+        held += int(keep.sum())
+        while held >= batch_size:
+            x_all, y_all = torch.cat(xs), torch.cat(ys)
+            yield x_all[:batch_size], y_all[:batch_size]
+            xs, ys = [x_all[batch_size:]], [y_all[batch_size:]]
+            held -= batch_size
+    if held:
+        yield torch.cat(xs), torch.cat(ys)
+
+
+@torch.no_grad()
+def restricted_accuracy(calibrator: BNCalibrator, structure: Structure, stats: dict[str, torch.Tensor],
+                        batches: Batches, classes: Sequence[int]) -> Accuracy:
+    """Per-superclass accuracy: on the images of ``classes``, argmax over those classes' logits only."""
+    calibrator.load(stats)
+    model = calibrator.model
+    model.eval()
+    idx = torch.as_tensor(list(classes), dtype=torch.long)
+    correct = total = 0
+    for x, y in batches:
+        keep = torch.isin(y, idx.to(y.device))
+        if not bool(keep.any()):
+            continue
+        logits = model(x[keep], structure)[:, idx.to(x.device)]
+        correct += int((idx.to(y.device)[logits.argmax(1)] == y[keep]).sum())
+        total += int(keep.sum())
+    return Accuracy(correct, total)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One calibrated candidate of a scenario: its structure, cost, validation accuracy and BN statistics."""
+
+    structure: Structure
+    cost: float
+    validation: Accuracy
+    stats: dict
+
+
+def score_candidates(calibrator: BNCalibrator, cost_model: CostModel, structures: Sequence[Structure], classes: Sequence[int],
+                     calib_batches: Callable[[], Batches], val_batches: Callable[[], Batches], kind: str = "macs") -> list[Scored]:
+    """Calibrate every structure on the superclass's images, measure it on the superclass's validation images."""
+    if not structures:
+        return []
+    stats = calibrator.calibrate_many(list(structures), calib_batches())
+    out = []
+    for s, st in zip(structures, stats):
+        acc = restricted_accuracy(calibrator, s, st, val_batches(), classes)
+        out.append(Scored(s, float(cost_model.cost(kind, s)), acc, st))
+    return out
+
+
+def best(scored: Sequence[Scored]) -> Scored | None:
+    """The highest validation accuracy; ties to the cheaper architecture (then the key, for determinism)."""
+    if not scored:
+        return None
+    return max(scored, key=lambda s: (s.validation.correct, -s.cost, s.structure.key))
+
+
+def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine of two architecture vectors (EAS Fig. B compares generated architectures across superclasses)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def mean_pairwise_cosine(vectors: Sequence[Sequence[float]]) -> float:
+    """Mean cosine similarity over every pair of vectors (NaN for fewer than two)."""
+    n = len(vectors)
+    if n < 2:
+        return float("nan")
+    sims = [cosine_similarity(vectors[i], vectors[j]) for i in range(n) for j in range(i + 1, n)]
+    return float(np.mean(sims))
+
+
+def architecture_vector(structure: Structure, cost_model: CostModel) -> list[float]:
+    """A structure as a vector for similarity: per searchable dimension and for the resolution, a one-hot of its choice.
+
+    The cosine of two such vectors is the share of decisions on which the two
+    architectures agree (widths relative to o_max would all sit in [0.75, 1],
+    so their cosine is near 1 for any pair and says little).
+    """
+    out: list[float] = []
+    for w, d in zip(structure.widths, cost_model.space.dimensions):
+        if len(d.choices) > 1:
+            out.extend(1.0 if c == w else 0.0 for c in d.choices)
+    out.extend(1.0 if r == structure.resolution else 0.0 for r in cost_model.space.resolutions)
+    return out

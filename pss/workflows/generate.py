@@ -1,0 +1,330 @@
+"""`pss generate`: train the EAS architecture generator of a run, and generate architectures for (superclass, budget).
+
+Training reads the run's validation split (the supernet frozen) and writes
+``RUN_DIR/generator/`` (:mod:`pss.io.generator`). Generating draws architectures
+within the budget from the generator's gate probabilities (all scenarios of a
+call in one batched forward), calibrates each candidate's BN statistics on the
+superclass's training images, keeps the one with the best accuracy on the
+superclass's validation images, and measures it once on the superclass's test
+images (which report, never choose). Results are added to
+``generator/scenarios.json``, which the dashboard reads.
+
+Why calibrate on the superclass's images: the deployed model only ever sees
+that superclass, and the generator itself was trained with BN statistics of
+single-superclass batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..data import DataBundle, load_data
+from ..eas.gates import GateLayout
+from ..eas.generator import ArchitectureGenerator
+from ..eas.baselines import best_of, evolutionary_search, random_within_budget
+from ..eas.search import (
+    GeneratorSettings,
+    Scored,
+    best,
+    gate_probabilities,
+    generate_candidates,
+    restricted_accuracy,
+    score_candidates,
+    superclass_batches,
+    train_generator,
+)
+from ..errors import PssError
+from ..evaluate.calibration import BNCalibrator
+from ..evaluate.statistics import Accuracy
+from ..io.checkpoint import read_generator_weights, write_generator_weights
+from ..io.generator import (
+    generator_document,
+    read_generator_document,
+    scenario_record,
+    write_generator_document,
+    write_scenarios,
+)
+from ..nn.device import resolve_device
+from ..problem.space import Structure
+from ..problem.superclasses import SuperclassMap
+from ..units import format_cost
+from .evaluation import CALIBRATION_SEED_OFFSET
+from .loaded import TrainedRun, load_trained
+from .superclass import SuperclassTarget, class_batches, superclass_target
+
+ANALYTIC = ("macs", "params")
+
+
+def _cost_kind(trained: TrainedRun) -> str:
+    kind = trained.cfg.constraint if trained.cfg.constraint in ANALYTIC else "macs"
+    return kind
+
+
+def train_run_generator(run: str | Path, superclasses: str | None = None, settings: GeneratorSettings = GeneratorSettings(),
+                        device: str = "auto", progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
+    """EAS Alg. 1 on a trained run; writes ``generator/`` and returns its description (generator.json)."""
+    dev = resolve_device(device)
+    trained = load_trained(run, dev)
+    target = superclass_target(trained, 0, superclasses)
+    smap = target.map
+    data = load_data(trained.cfg, create=False)
+    kind = _cost_kind(trained)
+    cm = trained.problem.cost_model
+    c_range = (cm.cost(kind, cm.space.min_structure), cm.cost(kind, cm.space.max_structure))
+    gen, log = train_generator(trained.supernet, cm, smap.class_superclass, lambda b: data.val_batches(b, dev), settings,
+                               kind=kind, c_range=c_range, progress=progress)
+    layout = gen.layout
+    doc = generator_document(
+        superclasses={"source": target.source, **smap.to_json()}, kind=kind, c_min=c_range[0], c_max=c_range[1],
+        settings=settings.to_json(), layout={"dims": list(layout.dims), "choices": [list(c) for c in layout.choices],
+                                             "resolutions": list(layout.resolutions)},
+        training=log.to_json(), run_epoch=trained.epoch, dropout=float(getattr(trained.cfg, "superclass_dropout", 0.0) or 0.0),
+        validation_images=data.num_val,
+    )
+    write_generator_weights(trained.path, gen.state_dict())
+    write_generator_document(trained.path, doc)
+    return doc
+
+
+@dataclass
+class LoadedGenerator:
+    """A run with its trained generator, data and a calibrator: what generating scenarios needs, opened once."""
+
+    trained: TrainedRun
+    doc: dict[str, Any]
+    generator: ArchitectureGenerator
+    smap: SuperclassMap
+    data: DataBundle
+    calibrator: BNCalibrator
+    device: torch.device
+
+    @property
+    def kind(self) -> str:
+        return self.doc["cost_kind"]
+
+    def target(self, superclass: str | int) -> SuperclassTarget:
+        names = tuple(self.trained.run_json["dataset"]["class_names"])
+        return SuperclassTarget(self.smap, self.smap.index(superclass), str(self.doc["superclasses"].get("source", "")), names)
+
+
+def load_generator(run: str | Path, device: str = "auto") -> LoadedGenerator:
+    dev = resolve_device(device)
+    trained = load_trained(run, dev)
+    doc = read_generator_document(trained.path)
+    smap_doc = {k: v for k, v in doc["superclasses"].items() if k != "source"}
+    smap = SuperclassMap.from_json(smap_doc)
+    cm = trained.problem.cost_model
+    layout = GateLayout.of(cm.space)
+    if [list(c) for c in layout.choices] != doc["layout"]["choices"] or list(layout.resolutions) != doc["layout"]["resolutions"]:
+        raise PssError(f"the generator of {trained.path} was trained for another structure space; train it again with --train")
+    s = doc["settings"]
+    gen = ArchitectureGenerator(layout, smap.num_superclasses, doc["c_min"], doc["c_max"], int(s["levels"]), int(s["embedding"]), int(s["hidden"]))
+    try:
+        gen.load_state_dict(read_generator_weights(trained.path))
+    except RuntimeError as exc:
+        raise PssError(f"the generator weights of {trained.path} do not match generator.json ({str(exc).splitlines()[0]}); "
+                       "train it again with --train") from None
+    gen.to(dev).eval()
+    data = load_data(trained.cfg, create=False)
+    return LoadedGenerator(trained, doc, gen, smap, data, BNCalibrator(trained.supernet), dev)
+
+
+METHODS = ("eas", "random", "ofa-t", "ofa-v")
+"""How a scenario's candidates are found: the generator (EAS), uniform draws within the budget, an evolutionary
+search per scenario (OFA-T) or one per budget over all classes (OFA-V) -- :mod:`pss.eas.baselines`."""
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    samples: int = 10
+    """Architectures within budget drawn per scenario and calibrated (the best on validation is kept); also random's."""
+    seed: int = 0
+    calib_images: int | None = None
+    """Training images of the superclass for BN calibration (default: the run's eval_calib_images)."""
+    evaluations: int | None = None
+    """Calibrated evaluations of an evolutionary search (OFA-T per scenario, OFA-V per budget); default 4 x samples."""
+
+
+class _Scorer:
+    """Calibrate-and-validate structures for one set of classes, cached by structure key."""
+
+    def __init__(self, loaded: LoadedGenerator, classes: Sequence[int], images: int) -> None:
+        self.loaded, self.classes = loaded, tuple(classes)
+        data, trained = loaded.data, loaded.trained
+        self.bs = trained.cfg.eval_batch_size
+        share = len(self.classes) / loaded.smap.num_classes
+        self.wanted = min(data.num_train, int(round(images / share)))  # so that about `images` of these classes remain
+        self.cache: dict[str, Scored] = {}
+
+    def _calib(self):
+        gen = torch.Generator().manual_seed(self.loaded.trained.cfg.seed + CALIBRATION_SEED_OFFSET)
+        batches = self.loaded.data.calibration_batches(self.wanted, self.bs, gen, self.loaded.device)
+        return superclass_batches(batches, self.classes, self.bs)
+
+    def _val(self):
+        return class_batches(self.loaded.data, "val", self.classes, self.bs, self.loaded.device)
+
+    def __call__(self, structures: Sequence[Structure]) -> list[Scored]:
+        todo = [s for s in {s.key: s for s in structures}.values() if s.key not in self.cache]
+        for r in score_candidates(self.loaded.calibrator, self.loaded.trained.problem.cost_model, todo, self.classes,
+                                  self._calib, self._val, self.loaded.kind):
+            self.cache[r.structure.key] = r
+        return [self.cache[s.key] for s in structures]
+
+    def fitness(self, structures: Sequence[Structure]) -> list[float]:
+        return [r.validation.value for r in self(structures)]
+
+    def test(self, chosen: Scored) -> Accuracy | None:
+        if not self.loaded.data.has_test:
+            return None
+        return restricted_accuracy(self.loaded.calibrator, chosen.structure, chosen.stats,
+                                   class_batches(self.loaded.data, "test", self.classes, self.bs, self.loaded.device), self.classes)
+
+
+def generate_scenarios(loaded: LoadedGenerator, scenarios: Sequence[tuple[str | int, float]], options: GenerateOptions = GenerateOptions(),
+                       progress: Callable[[int, int, str], None] | None = None, write: bool = True,
+                       method: str = "eas", chosen_out: list[Scored | None] | None = None) -> list[dict[str, Any]]:
+    """An architecture for each (superclass, budget) by ``method`` (:data:`METHODS`), chosen on the superclass's
+    validation images and tested once on its test images; the records (also added to scenarios.json).
+    ``chosen_out`` receives each scenario's chosen candidate (with its BN statistics), None where nothing fit."""
+    if method not in METHODS:
+        raise PssError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    trained = loaded.trained
+    cm = trained.problem.cost_model
+    targets = [loaded.target(k) for k, _ in scenarios]
+    c_floor = cm.cost(loaded.kind, cm.space.min_structure)
+    for _, b in scenarios:
+        if b < c_floor:
+            raise PssError(f"budget {format_cost(b, loaded.kind)} is below the smallest subnet's ({format_cost(c_floor, loaded.kind)}); "
+                           "nothing fits, choose a larger budget")
+    images = int(options.calib_images or trained.cfg.eval_calib_images)
+    evaluations = int(options.evaluations or 4 * options.samples)
+    rng = np.random.default_rng(options.seed)
+    shared_seconds = [0.0] * len(scenarios)
+    draws = [0] * len(scenarios)
+    candidates: list[list[Structure] | None] = [None] * len(scenarios)
+    if method == "eas":
+        t0 = time.perf_counter()
+        cands = generate_candidates(loaded.generator, cm, [(t.index, float(b)) for t, (_, b) in zip(targets, scenarios)],
+                                    samples=options.samples, seed=options.seed, kind=loaded.kind)
+        shared_seconds = [(time.perf_counter() - t0) / len(scenarios)] * len(scenarios)
+        candidates = [list(c.structures) for c in cands]
+        draws = [c.draws for c in cands]
+    elif method == "ofa-v":  # one search per budget over all classes, its winner used for every superclass
+        everyone = _Scorer(loaded, range(loaded.smap.num_classes), images)
+        winners: dict[float, tuple[Structure | None, float]] = {}
+        for b in sorted({float(b) for _, b in scenarios}):
+            t0 = time.perf_counter()
+            winners[b] = (best_of(evolutionary_search(cm, b, everyone.fitness, evaluations, rng, loaded.kind)), time.perf_counter() - t0)
+        for i, (_, b) in enumerate(scenarios):
+            w, secs = winners[float(b)]
+            candidates[i] = [w] if w is not None else []
+            shared_seconds[i] = secs / sum(1 for _, b2 in scenarios if float(b2) == float(b))
+            draws[i] = evaluations
+    records = []
+    for i, ((_, budget), target) in enumerate(zip(scenarios, targets)):
+        t1 = time.perf_counter()
+        scorer = _Scorer(loaded, target.classes, images)
+        if method == "random":
+            candidates[i] = random_within_budget(cm, float(budget), options.samples, rng, loaded.kind)
+            draws[i] = len(candidates[i])
+        elif method == "ofa-t":
+            result = evolutionary_search(cm, float(budget), scorer.fitness, evaluations, rng, loaded.kind)
+            candidates[i] = [v[0] for v in result.evaluated.values()]
+            draws[i] = len(candidates[i])
+        chosen = best(scorer(candidates[i] or []))
+        test = scorer.test(chosen) if chosen is not None else None
+        if chosen_out is not None:
+            chosen_out.append(chosen)
+        records.append(scenario_record(
+            method=method, superclass=target.name, superclass_index=target.index, budget=float(budget), kind=loaded.kind,
+            structure=chosen.structure.to_json() if chosen else None,
+            costs=cm.costs(chosen.structure) if chosen else None,
+            validation=chosen.validation.to_json() if chosen else None, test=test.to_json() if test else None,
+            candidates=len(scorer.cache), draws=draws[i], seconds=time.perf_counter() - t1 + shared_seconds[i],
+        ))
+        if progress is not None:
+            progress(i + 1, len(scenarios), f"{method}: {target.name} <= {format_cost(float(budget), loaded.kind)}")
+    if write:
+        write_scenarios(trained.path, records, loaded.doc["created"])
+    return records
+
+
+def choose_generated(loaded: LoadedGenerator, superclass: str | int, budget: float,
+                     options: GenerateOptions = GenerateOptions()) -> Scored:
+    """The generator's architecture for one scenario with its superclass-calibrated statistics (what an export needs)."""
+    chosen: list[Scored | None] = []
+    generate_scenarios(loaded, [(superclass, float(budget))], options, chosen_out=chosen)
+    if chosen[0] is None:
+        raise PssError(f"the generator found no architecture within {format_cost(float(budget), loaded.kind)} for "
+                       f"{loaded.target(superclass).name}; choose a larger budget")
+    return chosen[0]
+
+
+def generator_seconds(loaded: LoadedGenerator, n: int = 50, repeats: int = 5, samples: int = 10) -> dict[str, float]:
+    """Time of the generator alone for ``n`` scenarios (EAS Table 3: 50 in 0.1 s): one batched forward, and with
+    drawing ``samples`` architectures within budget per scenario. Median of ``repeats``; nothing calibrated."""
+
+    cm = loaded.trained.problem.cost_model
+    lo, hi = loaded.doc["c_min"], loaded.doc["c_max"]
+    scen = [(i % loaded.smap.num_superclasses, lo + (hi - lo) * ((i * 0.618) % 1.0)) for i in range(n)]
+    forward, drawing = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        gate_probabilities(loaded.generator, [k for k, _ in scen], [b for _, b in scen])
+        forward.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        generate_candidates(loaded.generator, cm, scen, samples=samples, seed=r, kind=loaded.kind)
+        drawing.append(time.perf_counter() - t0)
+    return {"scenarios": n, "forward_s": statistics.median(forward), "with_drawing_s": statistics.median(drawing)}
+
+
+def settings_from(**overrides: Any) -> GeneratorSettings:
+    """GeneratorSettings with the given fields (None = default); an unknown field is a one-line error."""
+    fields = {f.name for f in dataclasses.fields(GeneratorSettings)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise PssError(f"unknown generator setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    return GeneratorSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def generate(run: str | Path, superclass: str | int | Sequence[str | int], budgets: float | Sequence[float],
+             options: GenerateOptions = GenerateOptions(), device: str = "auto",
+             progress: Callable[[int, int, str], None] | None = None, method: str = "eas") -> list[dict[str, Any]]:
+    """Architectures for every (superclass, budget) pair; ``superclass="all"`` means every superclass of the map."""
+    loaded = load_generator(run, device)
+    names: list[str | int]
+    if isinstance(superclass, (str, int)):
+        names = list(loaded.smap.superclasses) if str(superclass).lower() == "all" else [superclass]
+    else:
+        names = list(superclass)
+    budget_list = [float(budgets)] if isinstance(budgets, (int, float)) else [float(b) for b in budgets]
+    if not budget_list:
+        raise PssError("give at least one budget, e.g. --budget 2M")
+    return generate_scenarios(loaded, [(n, b) for n in names for b in budget_list], options, progress, method=method)
+
+
+def format_generated(records: Sequence[dict[str, Any]]) -> str:
+    """One block per scenario: the structure, its costs, per-superclass validation and test accuracy."""
+    lines = []
+    for r in records:
+        head = f"{r['superclass']} <= {format_cost(r['budget'], r['cost_kind'])}"
+        if r["structure"] is None:
+            lines.append(f"{head}: no architecture within the budget")
+            continue
+        costs = ", ".join(format_cost(v, k) for k, v in r["costs"].items())
+        lines.append(f"{head}: r{r['structure']['resolution']} widths {'.'.join(map(str, r['structure']['widths']))}")
+        lines.append(f"  cost {costs}; {r['candidates']} candidates calibrated ({r['draws']} drawn)")
+        val = Accuracy.from_json(r["validation"])
+        lines.append(f"  validation ({r['superclass']} only): {val}")
+        if r.get("test"):
+            lines.append(f"  test ({r['superclass']} only): {Accuracy.from_json(r['test'])}")
+    return "\n".join(lines)
