@@ -356,6 +356,11 @@ def _add_generate(sub) -> None:
     g.add_argument("--superclass", metavar="NAME", help="a superclass of the generator's map, or 'all'")
     g.add_argument("--budget", nargs="+", metavar="B", help="ceilings in the generator's cost kind: 2M, 1.5e6, ...")
     g.add_argument("--samples", type=int, default=10, help="architectures within budget calibrated per scenario (default 10)")
+    g.add_argument("--method", default="eas", choices=("eas", "random", "ofa-t", "ofa-v"),
+                   help="eas: the generator (default); the baselines: random (uniform draws within the budget, as many as "
+                   "--samples), ofa-t (an evolutionary search per superclass), ofa-v (one search over all classes per budget, "
+                   "its architecture used for every superclass)")
+    g.add_argument("--evaluations", type=int, help="calibrated evaluations of an ofa-t / ofa-v search (default 4 x --samples)")
     g.add_argument("--seed", type=int, default=0, help="seed of the generator's training and of the draws")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -388,7 +393,8 @@ def _cmd_generate(args) -> int:
     if args.samples < 1:
         raise PssError(f"--samples must be at least 1, got {args.samples}")
     records = api.generate(args.run, args.superclass, [q for b in args.budget for q in parse_quantities(b)],
-                           api.GenerateOptions(samples=args.samples, seed=args.seed), device=args.device)
+                           api.GenerateOptions(samples=args.samples, seed=args.seed, evaluations=args.evaluations),
+                           device=args.device, method=args.method)
     print(api.format_generated(records))
     return 0
 
