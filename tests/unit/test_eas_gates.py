@@ -24,7 +24,8 @@ from pss.eas.gates import (
     soft_widths,
 )
 from pss.eas.generator import ArchitectureGenerator, budget_position
-from pss.eas.search import constraint_loss, gated_logits, mean_pairwise_cosine
+from pss.eas.search import constraint_loss, gated_logits
+from pss.eas.similarity import mean_pairwise_cosine
 from pss.nn.supernet import Supernet
 from pss.problem.costs import CostModel
 from pss.problem.models import build_spec
