@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # app/ modules, also u
 
 import streamlit as st  # noqa: E402
 
+import eas  # noqa: E402
 import pssviz  # noqa: E402
 import state  # noqa: E402
 import teach  # noqa: E402
@@ -21,7 +22,9 @@ import views  # noqa: E402
 
 st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
 
-PAGE_NAMES = list(views.PAGES)
+#: the pages of one run, in menu order: views.PAGES, then Superclasses (EAS)
+RUN_PAGES = {**views.PAGES, teach.EAS_PAGE: eas.page}
+PAGE_NAMES = list(RUN_PAGES)
 
 
 def _page_names(study: str | None) -> list[str]:
@@ -32,8 +35,7 @@ def _page_names(study: str | None) -> list[str]:
     return [teach.START_PAGE] + ([views.STUDY_PAGE] if study else []) + runs
 
 
-def _slug(page: str) -> str:
-    return page.lower().replace(" & ", "-").replace(" ", "-")
+_slug = teach.slug  # ?page=front-export, ?page=superclasses-eas
 
 
 def _page_from_url(names: list[str]) -> str:
@@ -168,7 +170,7 @@ def _page(page: str, names: list[str], run: str | None, others: list[str], follo
             st.caption(f"Watching **{data.name}** for new epochs…")
             _watch(run, signature)
     try:
-        views.PAGES[page](data, compared)
+        RUN_PAGES[page](data, compared)
     except Exception as exc:  # keep the rest of the app alive; one line, no traceback
         st.error(f"This page could not be drawn for {data.name}: {state.describe_error(exc)}")
 

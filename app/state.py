@@ -9,6 +9,9 @@
 * Exports: ``st.cache_data`` per (run, subnet key, signature).
 * A study (``pss study``): its tables keyed by the study's file signature; report.html is made on
   download only (plotly.js makes it ~5 MB) and cached per signature.
+* EAS (``pss generate``): the generator's description and scenarios keyed by the run's and the generator
+  files' signatures (``pssviz.eas.eas_signature``), so a scenario generated from the page shows on the next rerun.
+  Exporting a generated subnet is not cached: it draws and calibrates again and rewrites scenarios.json.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import streamlit as st
 
 import pss  # torch loads on first use of a torch-needing name (exporting, calibrating), not here
 import pssviz
+from pssviz import eas as easviz
 from pssviz import study as studies
 from pssviz.load import RunData, RunLoadError
 from pssviz.study import StudyData
@@ -150,6 +154,15 @@ def export_problem(data: RunData) -> str | None:
     return None
 
 
+def _zipped(folder: Path, name: str) -> bytes:
+    """The files of ``folder`` in a zip, under ``name/``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.iterdir()):
+            zf.write(f, arcname=f"{name}/{f.name}")
+    return buf.getvalue()
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def export_zip(path: str, key: str, signature: tuple) -> bytes:
     """The same files `pss export` writes (model.pt2, model.onnx, state_dict.pt, card.json), zipped."""
@@ -157,11 +170,30 @@ def export_zip(path: str, key: str, signature: tuple) -> bytes:
     with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
         out = Path(tmp) / "subnet"
         pss.export_candidate(path, key, out, trained=trained)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(out.iterdir()):
-                zf.write(f, arcname=f"{pss.export_name(key)}/{f.name}")
-        return buf.getvalue()
+        return _zipped(out, pss.export_name(key))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _load_eas(path: str, signature: tuple, eas_signature: tuple, _data: RunData) -> easviz.EasData:
+    return easviz.load_eas(_data)
+
+
+def load_eas(data: RunData) -> easviz.EasData:
+    """The run's EAS generator and scenarios (pssviz.eas), re-read when the run or its generator files change."""
+    return _load_eas(str(data.path), pssviz.run_signature(data.path), easviz.eas_signature(data.path), data)
+
+
+def export_generated_zip(path: str, superclass: str, budget: float) -> tuple[bytes, str, dict]:
+    """`pss export RUN --superclass NAME --budget B` on a run with a generator, zipped: (zip bytes, folder name, card).
+
+    The API draws the generator's architecture for (superclass, budget) again (default settings), calibrates it
+    on the superclass's images and records it in generator/scenarios.json; the card says which subnet it is.
+    """
+    with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
+        out = Path(tmp) / "subnet"
+        card = pss.export_subnet(path, float(budget), out, superclass=superclass)
+        name = f"{pss.export_name(card['key'])}-{easviz.file_slug(superclass)}"
+        return _zipped(out, name), name, card
 
 
 def describe_error(exc: Exception) -> str:

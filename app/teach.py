@@ -18,6 +18,7 @@ The numbers come from the library through :mod:`pssviz.teach` (Eq. 3, Eq. 6, Alg
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,7 @@ from pssviz import teach as toy
 
 START_PAGE = "Start here"
 PLAYGROUND_PAGE = "Sampling playground"
+EAS_PAGE = "Superclasses (EAS)"  # a run page (app/eas.py), after Front & Export
 LOOP_SVG = Path(__file__).resolve().parents[1] / "docs" / "images" / "pss-loop.svg"
 PLOT_CONFIG = {"displaylogo": False}
 PAGE_KEY = "page"  # main.py's page radio
@@ -141,12 +143,15 @@ GUIDED_PATH: dict[str, str] = {
     "alike.",
     "Front & Export": "After training: calibrate each pool's top-k, read the accuracy–cost front and download the "
     "subnet a budget buys.",
+    EAS_PAGE: "One supernet for many deployments: the subnet an architecture generator picks for a superclass and a "
+    "budget (EAS), how alike the superclasses' subnets are, and their accuracy per superclass.",
     "Study": "Several strategies and seeds compared on the test split: does prioritized sampling pay off?",
 }
 
 
-def _slug(page: str) -> str:
-    return page.lower().replace(" & ", "-").replace(" ", "-")
+def slug(page: str) -> str:
+    """The page's name in a link (?page=front-export, ?page=superclasses-eas): lower case, words joined by '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", page.lower()).strip("-")
 
 
 def tour_order(pages: list[str]) -> list[str]:
@@ -181,7 +186,7 @@ def next_page_button(current: str, pages: list[str]) -> str | None:
     if target is None:
         return None
     st.divider()
-    st.button(label, key=f"next_page_{_slug(current)}", type="primary", on_click=_go, args=(target,),
+    st.button(label, key=f"next_page_{slug(current)}", type="primary", on_click=_go, args=(target,),
               help=GUIDED_PATH.get(target))
     return target
 
@@ -256,7 +261,7 @@ def _tour(pages: list[str]) -> None:
         if page == START_PAGE:
             continue
         left, right = st.columns([1, 3], vertical_alignment="center")
-        left.button(f"{page} →", key=f"tour_{_slug(page)}", on_click=_go, args=(page,), width="stretch")
+        left.button(f"{page} →", key=f"tour_{slug(page)}", on_click=_go, args=(page,), width="stretch")
         right.markdown(GUIDED_PATH.get(page, ""))
 
 

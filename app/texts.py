@@ -74,3 +74,41 @@ STUDY_CHARTS = {
     "cost": "Means over each strategy's runs: training time and throughput, and the time spent choosing subnets "
     "(calibration for pss, search for the others).",
 }
+
+EAS_INTRO = (
+    "**Elastic Architecture Search** (EAS) deploys one supernet to many *scenarios*: a **superclass** (a group of "
+    "classes a device cares about, e.g. only vehicles) and a budget **θ**. Training can prepare the supernet with "
+    "**superclass dropout** (EAS Sec. 3.1: each image's other superclasses lose their logits now and then); after "
+    "training, a small **architecture generator** maps (superclass, θ) to a subnet φ in one forward pass (Sec. 3.2), "
+    "instead of a search per scenario."
+)
+
+EAS_TERMS = {
+    "superclass": "A group of the dataset's classes that one deployment cares about (e.g. vehicles = airplane, "
+    "automobile, ship, truck). The exported model keeps only those classes' outputs.",
+    "dropout": "Superclass dropout (EAS Sec. 3.1): while training, each image's non-target superclasses lose their "
+    "logits with this probability, so the supernet learns to tell classes apart inside one superclass.",
+    "generator": "The architecture generator (EAS Sec. 3.2): an LSTM trained on the validation split with the supernet "
+    "frozen; given a superclass and a budget it outputs the probability of every width and resolution choice.",
+    "generated": "Architectures within the budget are drawn from the generator's probabilities, each is calibrated "
+    "(BN statistics) on the superclass's training images, and the best on its validation images is kept; its test "
+    "accuracy (the superclass's test images) only reports.",
+}
+
+EAS_CHARTS = {
+    "card": "The architecture the generator chose for this scenario: widths oᵢ per layer and input resolution r. "
+    "Accuracies count only the superclass's own classes (the exported model outputs only those).",
+    "profile": "The generated subnet's widths oᵢ / oᵢᵐᵃˣ per layer, with the uniform-width subnet of about the same "
+    "cost (dashed) that shrinks every layer alike.",
+    "profiles": "Every superclass's generated subnet at this budget, one colour each: where the lines part, the "
+    "generator spends channels differently for different superclasses.",
+    "similarity": "EAS Fig. B: for each budget, the cosine similarity of the superclasses' architectures (one-hot "
+    "width and resolution choices), averaged over every pair of superclasses. 1 means every superclass gets the "
+    "same subnet; lower means the generator specialises. Baselines recorded with `pss generate --method` are dotted.",
+    "table": "EAS Table 1: per budget (a ceiling) and method, each superclass's accuracy among its own classes with "
+    "its 95% interval, then the mean over superclasses and the mean cost of the architectures. Only the validation "
+    "split chose the architectures.",
+    "training": "The generator's training (EAS Alg. 1) per epoch: the cross-entropy of the architectures it generates "
+    "on validation images, the cost loss (Eq. 3, zero when every architecture meets its budget) and the share of "
+    "generated architectures within their budget.",
+}

@@ -11,6 +11,7 @@ import pss
 import state
 from teach import symbol_help
 from pssviz import analysis, figures
+from pssviz import eas as easviz
 from pssviz import study as studies
 from pssviz.load import RunData
 from texts import CHARTS, INTRO, STUDY_CHARTS, STUDY_HOWTO, STUDY_INTRO
@@ -102,6 +103,7 @@ def _cost_label(data: RunData) -> str:
 def overview(data: RunData, others: list[RunData]) -> None:
     st.markdown(INTRO)
     info = data.info()
+    info.update(easviz.superclass_settings(data.run, state.load_eas(data).doc))  # EAS: superclass map, superclass dropout
     with metric_row():
         st.metric("Status", info["status"], width="content")
         st.metric("Epochs", info["epochs"], width="content")

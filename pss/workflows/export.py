@@ -43,7 +43,7 @@ from ..problem.problem import Problem
 from ..problem.space import Structure
 from ..units import COST_UNITS, format_cost, format_quantity, parse_quantity
 from .evaluation import SubnetEvaluator
-from .generate import choose_generated, load_generator
+from .generate import generated_structure, load_generator
 from .loaded import TrainedRun, load_trained
 from .superclass import SuperclassTarget, class_batches, superclass_accuracies, superclass_target
 
@@ -117,10 +117,10 @@ def export_subnet(run_dir, budget: str | float, out_dir, check: bool = True, kin
             if kind is not None and kind != loaded.kind:
                 raise PssError(f"the run's generator was trained for {loaded.kind} budgets, not {kind}; drop --constraint "
                                f"or export from the calibrated front with --nearest-pool")
-            chosen = choose_generated(loaded, superclass, value)
-            return export_superclass(run, superclass, out_dir, structure=chosen.structure, check=check, front=front,
-                                     superclasses=source or None,
-                                     trained=loaded.trained, bn_stats=chosen.stats, chosen_by="generator",
+            structure = generated_structure(loaded, superclass, value)
+            # BN statistics are re-estimated as `pss calibrate` does, exactly those the scenario was chosen with
+            return export_superclass(run, superclass, out_dir, structure=structure, check=check, front=front,
+                                     superclasses=source or None, trained=loaded.trained, chosen_by="generator",
                                      selection={"rule": "generator", "budget": value, "kind": loaded.kind})
         return export_superclass(run, superclass, out_dir, budget=value, kind=kind, nearest_pool=nearest_pool,
                                  superclasses=superclasses, check=check, front=front)

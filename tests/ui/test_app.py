@@ -26,7 +26,8 @@ TEACH = ("Start here", "Sampling playground")
 
 def _menu(study: bool = False) -> list[str]:
     """The page radio's options: Start here, the Study page when there is one, the run pages with the playground."""
-    return ["Start here", *(["Study"] if study else []), "Overview", "Pools", "Sampling", "Sampling playground", "Widths", "Front & Export"]
+    return ["Start here", *(["Study"] if study else []), "Overview", "Pools", "Sampling", "Sampling playground", "Widths", "Front & Export",
+            "Superclasses (EAS)"]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,10 @@ REPO = helpers.REPO_ROOT
 SAMPLE_ROOT = REPO / "sample_checkpoints"
 CHROMIUM = os.environ.get("PSS_CHROMIUM", "/usr/bin/chromium")
 PAGES = [("overview", "Overview"), ("pools", "Pools"), ("sampling", "Sampling"), ("widths", "Widths"), ("front-export", "Front & Export")]
-EVERY_PAGE = [("start-here", "Start here"), ("study", "Study"), *PAGES[:3], ("sampling-playground", "Sampling playground"), *PAGES[3:]]
+EVERY_PAGE = [("start-here", "Start here"), ("study", "Study"), *PAGES[:3], ("sampling-playground", "Sampling playground"), *PAGES[3:],
+              ("superclasses-eas", "Superclasses (EAS)")]
+#: pages that draw no chart for the sample run (the EAS page explains what to run when a run has no generator)
+NO_CHARTS = ("start-here", "superclasses-eas")
 WIDTHS = (1400, 1024)
 
 
@@ -105,7 +108,11 @@ def browser():
 def _wait_rendered(page) -> None:
     page.wait_for_selector("[data-testid='stHeader'], header", timeout=60_000)
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
-    # Wait for the script run to finish (the "running" indicator disappears).
+    _wait_idle(page)
+
+
+def _wait_idle(page) -> None:
+    """Wait for the script run to finish (the "running" indicator disappears)."""
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=120_000)
     page.wait_for_timeout(800)
 
@@ -148,10 +155,11 @@ def test_every_page_fits_the_window(server, browser, tmp_path, width):
     for slug, title in EVERY_PAGE:
         page.goto(f"{server}/?page={slug}&run=cifar10-subset-mbv1")
         page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-        if slug != "start-here":
+        if slug not in NO_CHARTS:
             _wait_rendered(page)
         else:
             page.wait_for_timeout(1500)
+            _wait_idle(page)
         assert page.locator("[data-testid='stException']").count() == 0, f"exception box on {title}"
         cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')]
             .filter(e => e.scrollWidth > e.clientWidth + 1 || [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1))

@@ -165,3 +165,37 @@ def test_channel_masks_follow_the_structure():
             assert w == space.dimensions[d].o_max
         else:
             assert m.tolist() == [1.0] * w + [0.0] * (space.dimensions[d].o_max - w)
+
+
+def test_the_cost_loss_teaches_the_generator_budgets():
+    """Trained on a frozen tiny supernet, the expected cost C(alpha) follows the asked budget.
+
+    Untrained, every budget gets about the same architecture (gates start likely on); after training, a larger
+    budget gives a larger expected cost and the costs sit nearer their budgets. Synthetic images: the
+    cross-entropy is noise here, the cost term is what is tested.
+    """
+    import pss
+    from pss.eas.search import gate_probabilities, train_generator
+
+    spec = build_spec("mobilenet_v1", num_classes=4, in_channels=1, width_mult=0.25)
+    space = StructureSpace.for_spec(spec, (20, 24, 28))
+    cm = CostModel(spec, space)
+    torch.manual_seed(0)
+    net = Supernet(spec)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28, generator=g), torch.arange(64) % 4
+    lo, hi = cm.macs(space.min_structure), cm.macs(space.max_structure)
+    budgets = [lo + f * (hi - lo) for f in (0.2, 0.5, 0.8)]
+
+    def expected_costs(epochs: int) -> list[float]:
+        settings = pss.settings_from(epochs=epochs, batch_size=64, lr=0.02, constraint_weight=5.0, scenarios_per_batch=2)
+        gen, _ = train_generator(net, cm, [0, 0, 1, 1], lambda b: iter([(x, y)]), settings)
+        return [float(soft_cost(cm, gen.layout, p.double(), "macs")) for p in gate_probabilities(gen, [0, 0, 0], budgets)]
+
+    def error(costs: list[float]) -> float:
+        return sum(abs(c - b) / b for c, b in zip(costs, budgets)) / len(budgets)
+
+    before, after = expected_costs(0), expected_costs(80)
+    assert max(before) - min(before) < 0.02 * hi  # the untrained generator ignores the budget
+    assert after[0] < after[1] < after[2]
+    assert error(after) < 0.5 * error(before)
