@@ -98,6 +98,18 @@ def decode(layout: GateLayout, gates: torch.Tensor | np.ndarray) -> Structure:
     return Structure(tuple(widths), res)
 
 
+def decode_arrays(layout: GateLayout, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decode` of n gate vectors at once: (widths (n, L) int64, resolutions (n,) int64)."""
+    bits = np.asarray(bits) > 0.5
+    n = bits.shape[0]
+    widths = np.tile(np.array([c[-1] for c in layout.choices], dtype=np.int64), (n, 1))
+    for d, off in zip(layout.dims, layout.offsets):
+        level = np.cumprod(bits[:, off:off + layout.gates_of(d)], axis=1).sum(axis=1)
+        widths[:, d] = np.asarray(layout.choices[d], dtype=np.int64)[level]
+    level = np.cumprod(bits[:, layout.res_offset:layout.size], axis=1).sum(axis=1)
+    return widths, np.asarray(layout.resolutions, dtype=np.int64)[level]
+
+
 def _leading_ones(bits: np.ndarray) -> int:
     off = np.flatnonzero(~bits)
     return int(off[0]) if off.size else int(bits.size)

@@ -50,7 +50,7 @@ from ..evaluate.statistics import Accuracy
 from ..nn.supernet import Supernet, resize_batch
 from ..problem.costs import CostModel
 from ..problem.space import Structure
-from .gates import GateLayout, channel_masks, decode, gumbel_sigmoid, resolution_weights, soft_cost
+from .gates import GateLayout, channel_masks, decode_arrays, gumbel_sigmoid, resolution_weights, soft_cost
 from .generator import ArchitectureGenerator, scenario_tensors
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -241,19 +241,23 @@ def draw_within_budget(layout: GateLayout, cost_model: CostModel, probs: torch.T
                        rng: torch.Generator, kind: str = "macs", max_draws: int | None = None) -> tuple[list[Structure], int]:
     """Up to ``samples`` distinct architectures from one scenario's probabilities whose cost is <= budget.
 
-    Draws in rounds of ``samples`` until enough distinct ones fit or ``max_draws``
-    (default 50 x samples) is spent. Returns (structures, draws made); it may
+    Draws in rounds (decoded and costed as arrays) until enough distinct ones fit
+    or ``max_draws`` (default 50 x samples) is spent; ``draws`` counts every
+    architecture drawn. Returns (structures, draws made); it may
     return fewer than ``samples`` (none when the distribution never fits).
     """
     max_draws = max_draws or 50 * samples
     found: dict[str, Structure] = {}
     draws = 0
     while len(found) < samples and draws < max_draws:
-        bits = (torch.rand((samples, probs.shape[-1]), generator=rng) < probs[None, :]).numpy()
-        draws += samples
-        for b in bits:
-            s = decode(layout, b)
-            if s.key not in found and cost_model.cost(kind, s) <= budget:
+        chunk = min(max(64, 4 * samples), max_draws - draws)  # vectorised rounds: one decode and one cost call each
+        bits = (torch.rand((chunk, probs.shape[-1]), generator=rng) < probs[None, :]).numpy()
+        draws += chunk
+        widths, res = decode_arrays(layout, bits)
+        fits = cost_model.cost_array(kind, widths, res) <= budget
+        for w, r in zip(widths[fits], res[fits]):
+            s = Structure(tuple(w), int(r))
+            if s.key not in found:
                 found[s.key] = s
                 if len(found) == samples:
                     break

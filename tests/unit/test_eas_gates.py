@@ -17,6 +17,7 @@ from pss.eas.gates import (
     GateLayout,
     channel_masks,
     decode,
+    decode_arrays,
     encode,
     gumbel_sigmoid,
     resolution_weights,
@@ -71,6 +72,8 @@ def test_any_gate_vector_decodes_into_the_space_by_leading_ones():
         # a gate after the first off gate changes nothing (nesting)
         assert decode(layout, encode(layout, s)) == s
         assert float(soft_cost(costs, layout, torch.tensor(bits, dtype=torch.float64), "macs")) == pytest.approx(costs.macs(s))
+        widths, res = decode_arrays(layout, bits[None, :])
+        assert Structure(tuple(widths[0]), int(res[0])) == s
     d, off = layout.dims[0], layout.offsets[0]
     bits = np.zeros(layout.size)
     bits[off + 1] = 1  # second gate on, first off: still the smallest width
