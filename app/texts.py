@@ -91,7 +91,7 @@ EAS_TERMS = {
     "generator": "The architecture generator (EAS Sec. 3.2): an LSTM trained on the validation split with the supernet "
     "frozen; given a superclass and a budget it outputs the probability of every width and resolution choice.",
     "generated": "Architectures within the budget are drawn from the generator's probabilities, each is calibrated "
-    "(BN statistics) on the superclass's training images, and the best on its validation images is kept; its test "
+    "(BN statistics from training images of all classes, as `pss calibrate`), and the best on the superclass's validation images is kept; its test "
     "accuracy (the superclass's test images) only reports.",
 }
 

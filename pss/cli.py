@@ -328,8 +328,8 @@ examples:
 
 The generator maps (superclass, budget) to the probabilities of nested binary gates that switch channel groups
 and the input resolution on (EAS Sec. 3.2); generating draws architectures within the budget from them,
-calibrates each on the superclass's training images, keeps the best on its validation images and reports its
-accuracy on the superclass's test images. Results go to RUN_DIR/generator/scenarios.json (the dashboard's EAS page).
+calibrates each (BN statistics from training images of all classes, as pss calibrate), keeps the best on the
+superclass's validation images and reports its accuracy on the superclass's test images. Results go to RUN_DIR/generator/scenarios.json (the dashboard's EAS page).
 """
 
 
