@@ -67,7 +67,7 @@ def test_generated_architectures_fit_their_budget_and_are_measured_on_their_supe
         s = Structure.from_json(r["structure"])
         assert space.contains(s)
         assert cm.macs(s) == r["costs"]["macs"] <= r["budget"]
-        assert 1 <= r["candidates"] <= 3
+        assert r["candidates"] == 3  # three distinct architectures within budget were drawn and calibrated
         classes = CLASSES[r["superclass"]]
         assert r["validation"]["images"] == len(subset_of_classes(data, "val", classes))
         assert r["test"]["images"] == len(subset_of_classes(data, "test", classes))
@@ -85,7 +85,7 @@ def test_baselines_use_the_evaluations_they_are_given(trained_generator, method)
     if method == "random":
         assert r["candidates"] == 3
     elif method == "ofa-t":
-        assert 1 < r["candidates"] <= 6
+        assert r["candidates"] == 6  # the search spent exactly its evaluations on this superclass
     else:  # ofa-v: one all-class search; the superclass only measures its winner
         assert r["candidates"] == 1 and r["draws"] == 6
     methods = {x["method"] for x in read_scenarios(run)}
