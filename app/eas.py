@@ -16,7 +16,8 @@ from pssviz import eas as easviz
 from pssviz.load import RunData
 from teach import symbol_help
 from texts import EAS_CHARTS, EAS_INTRO, EAS_TERMS
-from views import COST_LABELS, _chart, _from_url, _nearest_option, metric_row
+from layout import _chart, metric_row
+from views import COST_LABELS, _from_url, _nearest_option
 
 SUPERCLASS_KEY, BUDGET_KEY = "eas_superclass", "eas_budget"
 EXPORT_HELD = "eas_export"  # session state: the last export's zip, for the download button

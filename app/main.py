@@ -14,17 +14,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # app/ modules, also u
 
 import streamlit as st  # noqa: E402
 
-import eas  # noqa: E402
 import pssviz  # noqa: E402
 import state  # noqa: E402
 import teach  # noqa: E402
-import views  # noqa: E402
+from layout import RUN_PAGE_NAMES  # noqa: E402
+from study_page import STUDY_PAGE  # noqa: E402
 
 st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
 
 #: the pages of one run, in menu order: views.PAGES, then Superclasses (EAS)
-RUN_PAGES = {**views.PAGES, teach.EAS_PAGE: eas.page}
-PAGE_NAMES = list(RUN_PAGES)
+PAGE_NAMES = [*RUN_PAGE_NAMES, teach.EAS_PAGE]
+
+
+def _run_page(name: str):
+    """The function that draws run page ``name``. The run pages' modules (plotly, the analysis tables) are imported
+    here, on first use, not at the top: the page the dashboard opens on (Study, or Start here) goes out first."""
+    import eas
+    import views
+
+    return {**views.PAGES, teach.EAS_PAGE: eas.page}[name]
 
 
 def _page_names(study: str | None) -> list[str]:
@@ -32,7 +40,7 @@ def _page_names(study: str | None) -> list[str]:
     playground beside Sampling)."""
     runs = list(PAGE_NAMES)
     runs.insert(runs.index("Sampling") + 1, teach.PLAYGROUND_PAGE)
-    return [teach.START_PAGE] + ([views.STUDY_PAGE] if study else []) + runs
+    return [teach.START_PAGE] + ([STUDY_PAGE] if study else []) + runs
 
 
 _slug = teach.slug  # ?page=front-export, ?page=superclasses-eas
@@ -40,7 +48,7 @@ _slug = teach.slug  # ?page=front-export, ?page=superclasses-eas
 
 def _page_from_url(names: list[str]) -> str:
     """The page a link names (?page=pools), else the Study page when there is one, else the Overview."""
-    default = views.STUDY_PAGE if views.STUDY_PAGE in names else "Overview"
+    default = STUDY_PAGE if STUDY_PAGE in names else "Overview"
     wanted = st.query_params.get("page", _slug(default))
     by_slug = {_slug(n): n for n in names}
     return by_slug.get(str(wanted).lower(), wanted if wanted in names else default)
@@ -51,16 +59,22 @@ def _study_in(root: str) -> str | None:
     return None if not root or state.folder_problem(root) else state.find_study(root)
 
 
-def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
+def _navigation() -> tuple[str | None, list[str], str]:
+    """(the study in the runs folder, the menu, the page) as the session or a shared link holds them; draws nothing,
+    so that a page that needs no run can be drawn before the sidebar."""
+    if "runs_root" not in st.session_state:  # first visit: a shared link may name the runs folder
+        st.session_state["runs_root"] = st.query_params.get("folder") or state.default_runs_root()
+    study = _study_in(st.session_state["runs_root"])
+    names = _page_names(study)
+    if st.session_state.get("page") not in names:  # first visit, or the Study page went with its folder
+        st.session_state["page"] = _page_from_url(names)
+    return study, names, st.session_state["page"]
+
+
+def _sidebar(study: str | None, names: list[str]) -> tuple[str | None, list[str], str, bool]:
     with st.sidebar:
         st.title("pss-explorer")
         st.caption("Prioritized Subnet Sampling, seen from the inside.")
-        if "runs_root" not in st.session_state:  # first visit: a shared link may name the runs folder
-            st.session_state["runs_root"] = st.query_params.get("folder") or state.default_runs_root()
-        study = _study_in(st.session_state["runs_root"])
-        names = _page_names(study)
-        if st.session_state.get("page") not in names:  # first visit, or the Study page went with its folder
-            st.session_state["page"] = _page_from_url(names)
         page = st.radio("Page", names, key="page")
         st.query_params["page"] = _slug(page)
         st.divider()
@@ -76,11 +90,11 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
         refused = state.folder_problem(root) if root else None
         if refused:
             st.warning(refused)
-            return None, [], page, False, study
+            return None, [], page, False
         runs = state.find_runs(root) if root else []
         if not runs:
             st.warning(f"No runs under `{root}`. Train one with `pss train smoke --out runs/smoke`, or pick another folder.")
-            return None, [], page, False, study
+            return None, [], page, False
         rel = {r: _short(r, root) for r in runs}
         # a shared link (?run=NAME) counts on the session's first draw only; later the app writes ?run= itself
         wanted = None if st.session_state.get("run_link_read") else st.query_params.get("run")
@@ -104,7 +118,7 @@ def _sidebar() -> tuple[str | None, list[str], str, bool, str | None]:
         follow = st.toggle("Follow training", value=True, key="follow", help="Re-read the run when new epochs land (every 3 s).")
         if study:
             st.caption(f"Study: `{_short(study, root)}` (the Study page)")
-        return run, others, page, follow, study
+        return run, others, page, follow
 
 
 def _short(path: str, root: str) -> str:
@@ -127,12 +141,20 @@ def main() -> None:
     if refused:
         st.error(refused)
         st.stop()
-    run, others, page, follow, study = _sidebar()
-    names = _page_names(study)
-    st.header(page)
+    study, names, page = _navigation()
+    if page in (teach.START_PAGE, teach.PLAYGROUND_PAGE) or (page == STUDY_PAGE and study):
+        # Needs no run: drawn before the sidebar, because this is what a reader waits for on opening the dashboard.
+        st.header(page)
+        notice = st.empty()
+        _page(page, names, None, [], False, study)
+        _sidebar(study, names)
+    else:
+        run, others, page, follow = _sidebar(study, names)
+        st.header(page)
+        notice = st.empty()
+        _page(page, names, run, others, follow, study)
     if "link_problem" in st.session_state:
-        st.warning(st.session_state.pop("link_problem"))
-    _page(page, names, run, others, follow, study)
+        notice.warning(st.session_state.pop("link_problem"))
     teach.next_page_button(page, names)
 
 
@@ -143,9 +165,11 @@ def _page(page: str, names: list[str], run: str | None, others: list[str], follo
     if page == teach.PLAYGROUND_PAGE:
         teach.sampling_playground()
         return
-    if page == views.STUDY_PAGE and study:
+    if page == STUDY_PAGE and study:
         try:
-            views.study(study)
+            import study_page
+
+            study_page.study(study)
         except Exception as exc:  # keep the rest of the app alive; one line, no traceback
             st.error(f"The study page could not be drawn: {state.describe_error(exc)}")
         return
@@ -170,7 +194,7 @@ def _page(page: str, names: list[str], run: str | None, others: list[str], follo
             st.caption(f"Watching **{data.name}** for new epochs…")
             _watch(run, signature)
     try:
-        RUN_PAGES[page](data, compared)
+        _run_page(page)(data, compared)
     except Exception as exc:  # keep the rest of the app alive; one line, no traceback
         st.error(f"This page could not be drawn for {data.name}: {state.describe_error(exc)}")
 

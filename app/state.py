@@ -21,15 +21,18 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 import pss  # torch loads on first use of a torch-needing name (exporting, calibrating), not here
-import pssviz
-from pssviz import eas as easviz
-from pssviz import study as studies
-from pssviz.load import RunData, RunLoadError
-from pssviz.study import StudyData
+import pssviz  # its names load on first use: pandas and plotly come with the first table, not with the sidebar
+from pssviz import discover
+
+if TYPE_CHECKING:
+    from pssviz import eas as easviz
+    from pssviz.load import RunData
+    from pssviz.study import StudyData
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ROOT = REPO / "sample_checkpoints"
@@ -90,36 +93,40 @@ def _load(path: str, signature: tuple) -> RunData:
 def load_run(path: str | Path) -> tuple[RunData, tuple]:
     """(the run's tables, the file signature they were read at); raises RunLoadError (one line)."""
     path = str(Path(path).expanduser())
-    signature = pssviz.run_signature(path)
+    signature = discover.run_signature(path)
     return _load(path, signature), signature
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def find_runs(root: str) -> list[str]:
-    return [str(p) for p in pssviz.find_runs(root)]
+    return [str(p) for p in discover.find_runs(root)]
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def find_study(root: str) -> str | None:
     """The study directory at or directly below the runs folder, or None (then the Study page is hidden)."""
-    found = studies.find_study(root)
+    found = discover.find_study(root)
     return None if found is None else str(found)
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading study…")
 def _load_study(path: str, signature: tuple) -> StudyData:
+    from pssviz import study as studies
+
     return studies.load_study_dir(path)
 
 
 def load_study(path: str) -> tuple[StudyData, tuple]:
     """(the study's tables, the file signature they were read at); raises StudyLoadError (one line)."""
-    signature = studies.study_signature(path)
+    signature = discover.study_signature(path)
     return _load_study(path, signature), signature
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
 def study_report_html(path: str, signature: tuple) -> bytes:
     """report.html of the study, as `pss study` writes it (made on the first download click)."""
+    from pssviz import study as studies
+
     return studies.report_html(path).encode("utf-8")
 
 
@@ -174,12 +181,16 @@ def export_zip(path: str, key: str, signature: tuple) -> bytes:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _load_eas(path: str, signature: tuple, eas_signature: tuple, _data: RunData) -> easviz.EasData:
+def _load_eas(path: str, signature: tuple, eas_signature: tuple, _data: RunData) -> "easviz.EasData":
+    from pssviz import eas as easviz
+
     return easviz.load_eas(_data)
 
 
-def load_eas(data: RunData) -> easviz.EasData:
+def load_eas(data: RunData) -> "easviz.EasData":
     """The run's EAS generator and scenarios (pssviz.eas), re-read when the run or its generator files change."""
+    from pssviz import eas as easviz  # here: only the EAS page needs it (the first page loads faster)
+
     return _load_eas(str(data.path), pssviz.run_signature(data.path), easviz.eas_signature(data.path), data)
 
 
@@ -189,6 +200,8 @@ def export_generated_zip(path: str, superclass: str, budget: float) -> tuple[byt
     The API draws the generator's architecture for (superclass, budget) again (default settings), calibrates it
     on the superclass's images and records it in generator/scenarios.json; the card says which subnet it is.
     """
+    from pssviz import eas as easviz
+
     with tempfile.TemporaryDirectory(prefix="pss-export-") as tmp:
         out = Path(tmp) / "subnet"
         card = pss.export_subnet(path, float(budget), out, superclass=superclass)
@@ -197,6 +210,9 @@ def export_generated_zip(path: str, superclass: str, budget: float) -> tuple[byt
 
 
 def describe_error(exc: Exception) -> str:
-    if isinstance(exc, (RunLoadError, studies.StudyLoadError)):
+    from pssviz.load import RunLoadError
+    from pssviz.study import StudyLoadError
+
+    if isinstance(exc, (RunLoadError, StudyLoadError)):
         return str(exc)
     return f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 
-from pssviz import teach as toy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 START_PAGE = "Start here"
 PLAYGROUND_PAGE = "Sampling playground"
@@ -122,6 +124,8 @@ def symbol_help(*symbols: str) -> str:
 
 def glossary_table() -> pd.DataFrame:
     """The glossary as the Start page shows it: symbol, name, meaning, where in the paper and in the dashboard."""
+    import pandas as pd  # here: Start here's text goes out before pandas is imported
+
     return pd.DataFrame(
         [(sym, name, text, paper, pages) for sym, name, paper, pages, text in _SYMBOLS],
         columns=["symbol", "name", "meaning", "paper", "dashboard"],
@@ -313,6 +317,8 @@ PLAYGROUND_CHARTS = {
 
 
 def _toy_pool() -> pd.DataFrame:
+    from pssviz import teach as toy  # on first use: the other pages need no playground
+
     c1, c2 = st.columns(2)
     n = c1.slider("Entries M", 4, 16, 10, key="teach_n", help=symbol_help("M"))
     seed = c2.number_input("Pool seed", 0, 9999, 0, key="teach_pool_seed", help="Another seed draws other scores m.")
@@ -325,12 +331,16 @@ def _toy_pool() -> pd.DataFrame:
     )
     st.caption("Scores m are minus a cross-entropy (2.30 is chance for 10 classes); higher is better. Edit any m: "
                "the pool re-sorts, best first, as a real pool does.")
+    import pandas as pd
+
     pool = pd.DataFrame(edited).dropna(subset=["m"])
     return pool.sort_values("m", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _settings() -> dict:
     """p and η, and how to simulate them: by hand (progress 1, p_end = p) or from the schedule of Eq. 3."""
+    from pssviz import teach as toy  # on first use: the other pages need no playground
+
     mode = st.radio("Set p and η", [MODE_HAND, MODE_SCHEDULE], key="teach_mode", horizontal=True,
                     help="By hand: any p and η. From the schedule: p and η as Eq. 3 sets them at a moment of training.")
     if mode == MODE_HAND:
@@ -356,6 +366,8 @@ def _settings() -> dict:
 
 def sampling_playground() -> None:
     """The *Sampling playground* page body (below main.py's header): Eq. 3 and Eq. 6 on a toy pool."""
+    from pssviz import teach as toy  # on first use: the other pages need no playground
+
     st.markdown(PLAYGROUND_INTRO)
     left, right = st.columns([2, 3])
     with left:

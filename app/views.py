@@ -9,21 +9,15 @@ import streamlit as st
 
 import pss
 import state
+import study_page
+from layout import RUN_PAGE_NAMES, _chart, metric_row
 from teach import symbol_help
 from pssviz import analysis, figures
 from pssviz import eas as easviz
-from pssviz import study as studies
 from pssviz.load import RunData
-from texts import CHARTS, INTRO, STUDY_CHARTS, STUDY_HOWTO, STUDY_INTRO
+from texts import CHARTS, INTRO
 
-PLOT_CONFIG = {"displaylogo": False}
 COST_LABELS = {"macs": "MACs", "params": "parameters", "latency": "latency (ms)"}
-
-
-def _chart(fig, key: str, text: str | None = None) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
-    if text:
-        st.caption(text)
 
 
 def _from_url(key: str, param: str, options: list, parse) -> None:
@@ -36,11 +30,6 @@ def _from_url(key: str, param: str, options: list, parse) -> None:
         return
     if value in options:
         st.session_state[key] = value
-
-
-def metric_row():
-    """A row of metrics that wraps instead of cutting values off in a narrow window (each metric as wide as its text)."""
-    return st.container(horizontal=True, wrap=True, gap="large")
 
 
 def _epoch_slider(data: RunData, key: str) -> int:
@@ -465,53 +454,7 @@ def _calibrate_button(data: RunData, label: str) -> None:
 
 
 # ---------------------------------------------------------------------------- Study
-STUDY_PAGE = "Study"
+STUDY_PAGE = study_page.STUDY_PAGE  # the page itself: app/study_page.py (light imports: the first page)
 
 
-def study(path: str) -> None:
-    """The study in the runs folder: accuracy per budget, paired differences, every run's front, Tables 6/8, cost."""
-    try:
-        data, signature = state.load_study(path)
-    except studies.StudyLoadError as exc:
-        st.error(f"Cannot open this study: {exc}")
-        st.caption(STUDY_HOWTO)
-        return
-    for problem in data.problems:
-        st.warning(problem)
-    st.subheader(f"`{data.path.name}`")
-    if data.config.get("description"):
-        st.markdown(data.config["description"])
-    st.markdown(STUDY_INTRO)
-    st.markdown(studies.recipe_markdown(data.doc))
-    with metric_row():
-        st.metric("Strategies", len(data.config.get("strategies") or []), width="content")
-        st.metric("Seeds", len(data.config.get("seeds") or []), width="content")
-        st.metric("Budgets", len(data.doc.get("budgets") or []), width="content")
-        st.metric("Runs", len(data.doc.get("runs") or []), width="content")
-    st.markdown(f"**Reading:** {studies.significance_sentence(data.differences)}")  # the conclusion first, then the evidence
-    _chart(studies.study_accuracy_figure(data.accuracy, data.constraint), "study_accuracy", STUDY_CHARTS["accuracy"])
-    _chart(studies.study_difference_figure(data.differences, data.constraint), "study_differences", STUDY_CHARTS["differences"])
-    _chart(studies.study_fronts_figure(data), "study_fronts", STUDY_CHARTS["fronts"])
-    for name, (accuracy, differences) in data.tables.items():
-        st.subheader(studies.TABLES[name])
-        st.dataframe(studies.accuracy_table(accuracy), width="stretch", key=f"study_{name}_accuracy")
-        st.dataframe(studies.difference_table(differences), hide_index=True, width="stretch", key=f"study_{name}_differences")
-        st.caption(studies.significance_sentence(differences))
-    st.subheader("Cost")
-    st.dataframe(data.costs, hide_index=True, width="stretch", key="study_cost", column_config={
-        "epochs": st.column_config.NumberColumn("epochs", format="%.0f"),
-        "train_seconds": st.column_config.NumberColumn("training s per run", format="%.1f"),
-        "images_per_second": st.column_config.NumberColumn("images/s", format="%.0f"),
-        "selection_seconds": st.column_config.NumberColumn("selection s per run", format="%.1f")})
-    st.caption(STUDY_CHARTS["cost"])
-    with st.expander("Method"):
-        st.markdown("\n".join(f"- **{k.replace('_', ' ')}**: {v}" for k, v in (data.doc.get("statistics") or {}).items()))
-    st.download_button(
-        "Download report.html", data=lambda: state.study_report_html(path, signature), file_name="report.html",
-        mime="text/html", key="download_study_report", on_click="ignore",
-        help="This page as one HTML file (figures, tables, method) that opens without a network: what `pss study` "
-        "writes next to study.json.",
-    )
-
-
-PAGES = {"Overview": overview, "Pools": pools, "Sampling": sampling, "Widths": widths, "Front & Export": front_export}
+PAGES = dict(zip(RUN_PAGE_NAMES, (overview, pools, sampling, widths, front_export), strict=True))

@@ -27,12 +27,10 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .analysis import subnet_table
+from .style import SERIES_COLORS, SI
 
 TEMPLATE = "plotly_white"
 NO_DATA = "no data yet"
-SI = "~s"  # d3 format of big numbers: 5360000 -> 5.36M
-#: colours of the non-pool series (losses, counters, other runs)
-SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 OTHER_RUN_COLORS = ("#555555", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 HIGHLIGHT = "#d62728"
 TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right")

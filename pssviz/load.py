@@ -48,7 +48,6 @@ without it nothing can be interpreted.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -59,7 +58,11 @@ import numpy as np
 import pandas as pd
 
 from pss.io.files import COMPARISON_DOC, FRONT_DOC, RUN_DOC, SNAPSHOT_DOC, DocumentError, read_document
-from pss.io.run import CHECKPOINT_FILE, RUN_FILE, SNAPSHOT_NAME, RunDir, candidate_test, candidate_validation
+from pss.io.run import CHECKPOINT_FILE, RunDir, candidate_test, candidate_validation
+
+from .discover import _mtime, _snapshot_names, find_runs, run_signature
+
+__all__ = ["RunData", "RunLoadError", "SnapshotCache", "find_runs", "load_run", "run_signature", "width_ratios", "widths_of"]
 
 #: a run whose newest snapshot is younger than this and that has epochs left is "training"
 LIVE_SECONDS = 15 * 60
@@ -150,75 +153,6 @@ class RunData:
 
 
 # ---------------------------------------------------------------------------- discovery
-def find_runs(root: str | Path, max_depth: int = 3) -> list[Path]:
-    """Run directories (folders holding a run.json) under ``root``, newest first.
-
-    ``root`` itself may be a run. Hidden folders and virtual environments are
-    skipped; the search stops ``max_depth`` levels down.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        return []
-    found: list[Path] = []
-
-    def walk(folder: Path, depth: int) -> None:
-        if (folder / RUN_FILE).is_file():
-            found.append(folder)
-            return
-        if depth >= max_depth:
-            return
-        try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
-        except OSError:
-            return
-        for child in children:
-            if child.name in ("node_modules", "site-packages"):
-                continue
-            walk(child, depth + 1)
-
-    walk(root, 0)
-    return sorted(found, key=lambda p: _mtime(p / RUN_FILE), reverse=True)
-
-
-def _snapshot_names(folder: Path) -> list[str]:
-    """``epoch_NNNN.json`` names in epoch order (copies such as ``epoch_0003 (1).json`` are ignored)."""
-    if not folder.is_dir():
-        return []
-    names = [e.name for e in os.scandir(folder) if SNAPSHOT_NAME.match(e.name)]
-    return sorted(names, key=lambda n: int(SNAPSHOT_NAME.match(n).group(1)))
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def run_signature(path: str | Path) -> tuple:
-    """A cheap fingerprint of a run's files: changes whenever training or calibration writes.
-
-    Used as a cache key (``st.cache_data``) and by the live view to notice new
-    epochs without reading them.
-    """
-    files = RunDir(path)
-    parts: list[tuple] = []
-    for f in (files.run_file, files.front_file, files.checkpoint, files.comparison_dir):
-        try:
-            st = f.stat()
-            parts.append((f.name, st.st_mtime_ns, st.st_size))
-        except OSError:
-            parts.append((f.name, None, None))
-    snap = files.snapshot_dir
-    try:
-        names = _snapshot_names(snap)
-        newest = snap / names[-1] if names else None
-        parts.append(("snapshots", len(names), names[-1] if names else None, _mtime(newest) if newest else None))
-    except OSError:
-        parts.append(("snapshots", 0, None, None))
-    return tuple(parts)
-
-
 # ---------------------------------------------------------------------------- reading
 ENTRY_COLUMNS = ("epoch", "pool", "rank", "kind", "key", "resolution", "m", "q", "times_sampled", "macs", "params", "cost")
 POOL_COLUMNS = (

@@ -1,4 +1,4 @@
-"""A study directory (`pss study`) as tidy DataFrames, plotly figures and one self-contained HTML page.
+"""A study directory (`pss study`) as tidy DataFrames, plotly and SVG figures and one self-contained HTML page.
 
 ``pss study`` writes the numbers (``study.json``, kind ``pss-study``) and a Markdown report; everything
 drawn lives here, because ``pss`` never imports plotting (docs/architecture.md). The dashboard's Study
@@ -29,11 +29,10 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from pss.config import STRATEGIES
 from pss.errors import PssError
@@ -44,7 +43,12 @@ from pss.io.study import REPORT_FILE, STUDY_JSON, read_study
 from pss.units import COST_UNITS
 from pss.version import __version__
 
-from .figures import SERIES_COLORS, SI, _layout, empty_figure
+from .discover import find_study, study_signature
+from .style import SERIES_COLORS
+from .svgchart import IntervalPoint, IntervalSeries, interval_chart_svg, si_number
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 REPORT_HTML = "report.html"
 #: the tables of study.json beside the main comparison, with their titles (PSS-Net's numbering)
@@ -60,7 +64,7 @@ COST_COLUMNS = ["strategy", "runs", "epochs", "train_seconds", "images_per_secon
 __all__ = [
     "StudyData", "StudyLoadError", "find_study", "load_study_dir", "study_signature", "accuracy_frame", "difference_frame",
     "fronts_frame", "cost_frame", "accuracy_table", "difference_table", "significance_sentence", "recipe_markdown",
-    "study_accuracy_figure", "study_difference_figure", "study_fronts_figure", "markdown_to_html", "report_html",
+    "study_accuracy_figure", "study_difference_figure", "study_fronts_figure", "study_accuracy_svg", "study_difference_svg", "markdown_to_html", "report_html",
     "write_report_html",
 ]
 
@@ -99,35 +103,6 @@ class StudyData:
 
 
 # ---------------------------------------------------------------------------- finding and reading
-def find_study(root: str | Path) -> Path | None:
-    """The study directory at ``root`` or directly below it (a folder holding study.json), else None.
-
-    A runs root holding several studies gives the one written last, so a fresh ``pss study --out``
-    shows first.
-    """
-    root = Path(root).expanduser()
-    if (root / STUDY_JSON).is_file():
-        return root
-    try:
-        found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / STUDY_JSON).is_file()]
-    except OSError:
-        return None
-    return max(found, key=lambda p: ((p / STUDY_JSON).stat().st_mtime_ns, p.name), default=None)
-
-
-def study_signature(path: str | Path) -> tuple:
-    """A cheap fingerprint of a study's files (study.json, report.md, the runs' fronts): a cache key."""
-    path = Path(path)
-    parts = []
-    for f in [path / STUDY_JSON, path / REPORT_FILE, *sorted(path.glob("runs/*/calibration/front.json"))]:
-        try:
-            st = f.stat()
-            parts.append((str(f.relative_to(path)), st.st_mtime_ns, st.st_size))
-        except OSError:
-            parts.append((str(f.relative_to(path)), None, None))
-    return tuple(parts)
-
-
 def load_study_dir(path: str | Path) -> StudyData:
     """Read a study directory (see the module docstring). Raises :class:`StudyLoadError` (one line)."""
     path = Path(path).expanduser()
@@ -342,6 +317,46 @@ def budget_axis_title(constraint: str) -> str:
     return f"budget ({COST_UNITS.get(constraint, constraint)}, ceiling)"
 
 
+def _accuracy_series(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
+    """Per arm, in the frame's order: (arm, colour, its rows by budget, y, lo, hi in %, each seed's accuracy as text).
+    Budgets an arm cannot serve (NaN) are left out. Shared by the plotly and the SVG figure."""
+    shown = frame[np.isfinite(frame["mean"].to_numpy(float))] if len(frame) else frame
+    seed_cols = [c for c in frame.columns if c.startswith("test_s")]
+    out = []
+    for i, (arm, g) in enumerate(shown.groupby("arm", sort=False)):
+        g = g.sort_values("budget")
+        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("mean", "lo", "hi"))
+        seeds = [", ".join(f"seed {c[6:]}: {100 * v:.2f}%" for c, v in zip(seed_cols, row) if np.isfinite(v))
+                 for row in g[seed_cols].to_numpy(float)] if seed_cols else [""] * len(g)
+        out.append((str(arm), arm_color(str(arm), i), g, y, lo, hi, seeds))
+    return out
+
+
+def _difference_series(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
+    """Per other arm: (other, colour, its rows by budget, difference, lo, hi in points, significant, McNemar p per seed
+    as text). Shared by the plotly and the SVG figure."""
+    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
+    out = []
+    for i, (other, g) in enumerate(frame.groupby("other", sort=False), start=1):
+        g = g.sort_values("budget")
+        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("difference", "lo", "hi"))
+        ps = [", ".join(f"seed {c[11:]}: {p:.3g}" for c, p in zip(pcols, row) if np.isfinite(p)) or "–"
+              for row in g[pcols].to_numpy(float)] if pcols else ["–"] * len(g)
+        out.append((str(other), arm_color(str(other), i), g, y, lo, hi, g["significant"].to_numpy(bool), ps))
+    return out
+
+
+def _accuracy_title(title: str | None) -> str:
+    return title or "Test accuracy at each budget (mean over seeds, 95% interval)"
+
+
+def _difference_titles(frame: pd.DataFrame, title: str | None) -> tuple[str, str, str]:
+    """(reference arm, title, subtitle) of the difference figure."""
+    reference = str(frame["reference"].iloc[0]) if len(frame) else "pss"
+    title = title or f"{reference} minus each {'baseline' if reference == 'pss' else 'arm'} (paired, same test images)"
+    return reference, title, "filled: significant at 5% (95% interval excludes 0) · hollow: not significant"
+
+
 def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None,
                           dodge: float = 0.01) -> go.Figure:
     """Test accuracy (%) against the budget ceiling: one line per arm, with 95% intervals as error bars.
@@ -349,26 +364,24 @@ def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: 
     Input: :func:`accuracy_frame`. A point is the mean over seeds of the subnet each seed's run exports for
     that budget; hover names the budget and lists the seeds' own accuracies. Budgets an arm cannot serve are
     left out. The arms are nudged sideways by ``dodge`` of the budget span each, so that intervals at one
-    budget do not hide each other (0: every point exactly at its budget).
+    budget do not hide each other (0: every point exactly at its budget). :func:`study_accuracy_svg` draws
+    the same points without plotly.
     """
-    title = title or "Test accuracy at each budget (mean over seeds, 95% interval)"
-    shown = frame[np.isfinite(frame["mean"].to_numpy(float))] if len(frame) else frame
-    if not len(shown):
+    import plotly.graph_objects as go  # here, not at the top: the Study page's first screen needs no plotly
+
+    from .figures import SI, _layout, empty_figure
+
+    title = _accuracy_title(title)
+    series = _accuracy_series(frame)
+    if not series:
         return empty_figure(title)
-    seed_cols = [c for c in frame.columns if c.startswith("test_s")]
-    budgets = shown["budget"].to_numpy(float)
+    budgets = np.concatenate([g["budget"].to_numpy(float) for _, _, g, *_ in series])
     step = dodge * (float(budgets.max() - budgets.min()) or abs(float(budgets.max())) or 1.0)
-    arms = list(dict.fromkeys(shown["arm"]))
     traces = []
-    for i, (arm, g) in enumerate(shown.groupby("arm", sort=False)):
-        g = g.sort_values("budget")
-        x = g["budget"].to_numpy(float) + (i - (len(arms) - 1) / 2) * step
-        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("mean", "lo", "hi"))
-        seeds = [", ".join(f"seed {c[6:]}: {100 * v:.2f}%" for c, v in zip(seed_cols, row) if np.isfinite(v))
-                 for row in g[seed_cols].to_numpy(float)] if seed_cols else [""] * len(g)
-        color = arm_color(str(arm), i)
+    for i, (arm, color, g, y, lo, hi, seeds) in enumerate(series):
+        x = g["budget"].to_numpy(float) + (i - (len(series) - 1) / 2) * step
         traces.append(dict(
-            type="scatter", x=x, y=y, mode="lines+markers", name=str(arm), legendgroup=str(arm),
+            type="scatter", x=x, y=y, mode="lines+markers", name=arm, legendgroup=arm,
             line=dict(color=color, width=2), marker=dict(color=color, size=9),
             error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
             customdata=np.column_stack([g["label"].astype(str).to_numpy(dtype=object), lo, hi, np.array(seeds, dtype=object)]),
@@ -377,7 +390,8 @@ def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: 
     fig = go.Figure(traces)
     fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
     fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%")
-    return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in set(shown["arm"]) else None))
+    arms = {s[0] for s in series}
+    return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in arms else None))
 
 
 def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None) -> go.Figure:
@@ -386,21 +400,18 @@ def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title
     Input: :func:`difference_frame`. Error bars are the 95% bootstrap interval over seeds and the same
     test images; a filled marker is significant at 5% (the interval excludes 0), a hollow one is not;
     hover adds McNemar's exact p of each seed. Above the dashed zero line the reference is more accurate.
+    :func:`study_difference_svg` draws the same points without plotly.
     """
-    reference = str(frame["reference"].iloc[0]) if len(frame) else "pss"
-    title = title or f"{reference} minus each {'baseline' if reference == 'pss' else 'arm'} (paired, same test images)"
-    title += "<br><sup>filled: significant at 5% (95% interval excludes 0) · hollow: not significant</sup>"
+    import plotly.graph_objects as go  # here, not at the top: the Study page's first screen needs no plotly
+
+    from .figures import SI, _layout, empty_figure
+
+    reference, title, subtitle = _difference_titles(frame, title)
+    title += f"<br><sup>{subtitle}</sup>"
     if not len(frame):
         return empty_figure(title)
-    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
     traces = []
-    for i, (other, g) in enumerate(frame.groupby("other", sort=False), start=1):
-        g = g.sort_values("budget")
-        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("difference", "lo", "hi"))
-        sig = g["significant"].to_numpy(bool)
-        ps = [", ".join(f"seed {c[11:]}: {p:.3g}" for c, p in zip(pcols, row) if np.isfinite(p)) or "–"
-              for row in g[pcols].to_numpy(float)] if pcols else ["–"] * len(g)
-        color = arm_color(str(other), i)
+    for other, color, g, y, lo, hi, sig, ps in _difference_series(frame):
         traces.append(dict(
             type="scatter", x=g["budget"].to_numpy(float), y=y, mode="lines+markers", name=f"{reference} − {other}",
             line=dict(color=color, width=1.5, dash="dot"),
@@ -418,6 +429,38 @@ def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title
     return _layout(fig, title, height=440, hovermode="closest", margin=dict(l=60, r=20, t=90, b=50))
 
 
+def _budget_ticks(frame: pd.DataFrame) -> list[tuple[float, str]]:
+    budgets = sorted(set(frame["budget"].to_numpy(float))) if len(frame) else []
+    return [(b, si_number(b)) for b in budgets if np.isfinite(b)]
+
+
+def study_accuracy_svg(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None, dodge: float = 0.01) -> str:
+    """:func:`study_accuracy_figure` as a static SVG (:mod:`pssviz.svgchart`): the same points, intervals, colours
+    and hover text, drawn with the page's text instead of after plotly.js has loaded (the Study page's first screen)."""
+    series = [IntervalSeries(arm, color, tuple(
+        IntervalPoint(float(b), float(v), float(a), float(z), True,
+                      f"{arm} at ≤ {label}\ntest accuracy {v:.2f}% (95% CI {a:.2f}–{z:.2f}%)" + (f"\n{s}" if s else ""))
+        for b, label, v, a, z, s in zip(g["budget"], g["label"].astype(str), y, lo, hi, seeds)))
+        for arm, color, g, y, lo, hi, seeds in _accuracy_series(frame)]
+    return interval_chart_svg(series, title=_accuracy_title(title), x_title=budget_axis_title(constraint),
+                              y_title="test accuracy (%)", y_suffix="%", x_ticks=_budget_ticks(frame), dodge=dodge, height=460)
+
+
+def study_difference_svg(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None) -> str:
+    """:func:`study_difference_figure` as a static SVG: filled markers significant at 5%, hollow ones not, the
+    dashed line at 0; hover gives the interval and McNemar's p of each seed."""
+    reference, title, subtitle = _difference_titles(frame, title)
+    series = [IntervalSeries(f"{reference} − {other}", color, tuple(
+        IntervalPoint(float(b), float(v), float(a), float(z), bool(sg),
+                      f"{reference} − {other} at ≤ {label}\ndifference {v:+.2f} points (95% CI {a:+.2f} to {z:+.2f})\n"
+                      f"significant at 5%: {'yes' if sg else 'no'}\nMcNemar p per seed: {p}")
+        for b, label, v, a, z, sg, p in zip(g["budget"], g["label"].astype(str), y, lo, hi, sig, ps)), dashed=True)
+        for other, color, g, y, lo, hi, sig, ps in _difference_series(frame)]
+    return interval_chart_svg(series, title=title, subtitle=subtitle, x_title=budget_axis_title(constraint),
+                              y_title=f"{reference} − other (percentage points)", reference=0.0,
+                              x_ticks=_budget_ticks(frame), dodge=0.0, height=440)
+
+
 def study_fronts_figure(study: StudyData, title: str | None = None) -> go.Figure:
     """Every run's Pareto front, overlaid: its subnets' test accuracy (95% Wilson interval) against cost.
 
@@ -425,6 +468,10 @@ def study_fronts_figure(study: StudyData, title: str | None = None) -> go.Figure
     y is their test accuracy, which chose nothing. One colour per strategy, one dash per seed; the legend
     groups a strategy's seeds, so one click hides a strategy.
     """
+    import plotly.graph_objects as go  # here, not at the top: the Study page's first screen needs no plotly
+
+    from .figures import SI, _layout, empty_figure
+
     unit = COST_UNITS.get(study.constraint, study.constraint)
     title = title or "Each run's Pareto front: test accuracy (95% interval) vs. cost"
     front = study.fronts[study.fronts["pareto"]] if len(study.fronts) else study.fronts

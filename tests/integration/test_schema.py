@@ -218,7 +218,12 @@ def test_cross_field_invariants(run_files):
     assert card["input"]["resolution"] == card["structure"]["resolution"]
     assert card["input"]["shape"][1:] == [run["dataset"]["in_channels"], card["structure"]["resolution"], card["structure"]["resolution"]]
     assert card["model"] == run["model"]
-    assert card["budget"] == budgets[card["source"]["pool_index"]]
+    if card["source"]["pool_index"] is not None:  # a pool's candidate: the card names that pool's budget
+        assert card["budget"] == budgets[card["source"]["pool_index"]]
+    else:  # the min or max subnet (candidates too, since budgets became ceilings): no pool, its reference named
+        assert card["budget"] is None and card["source"]["reference"] in ("min", "max")
+        assert card["key"] == Structure.from_json(run["reference_subnets"][card["source"]["reference"]]["structure"]).key
+    assert card["costs"][card["selection"]["kind"]] <= card["selection"]["budget"], "the budget is a ceiling"
 
 
 def test_torch_files_have_the_documented_shape(run_files):

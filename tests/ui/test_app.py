@@ -296,15 +296,28 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     at = _app(study_root, monkeypatch)
     _assert_clean(at)
     assert at.radio(key="page").options == _menu(study=True) and at.header[0].value == "Study"
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(specs) == 3, "accuracy, differences, every run's front"
-    assert [t["name"] for t in specs[0]["data"]] == ["pss", "random"]
-    assert sorted(t["meta"] for t in specs[2]["data"]) == ["pss-s0", "pss-s1", "random-s0", "random-s1"]
+    # the first tab: the two figures as inline SVG (drawn with the text); the hidden tabs are not even computed
+    svgs = [m.value for m in at.markdown if 'class="pss-chart"' in m.value]
+    assert len(svgs) == 2, "accuracy, differences"
+    assert 'data-name="pss"' in svgs[0] and 'data-name="random"' in svgs[0] and 'data-name="pss − random"' in svgs[1]
+    assert not at.get("plotly_chart") and not at.dataframe, "the hidden tabs' charts and tables are not sent"
+    assert [t.label for t in at.tabs] == ["Accuracy per budget", "Pareto fronts", "Tables 6 & 8", "Cost & method"]
     assert any(studies.significance_sentence(study.differences) in m.value for m in at.markdown)
     assert any(m.value.startswith("Recipe `smoke`") for m in at.markdown)
-    assert [s.value for s in at.subheader][1:3] == list(studies.TABLES.values()), "Tables 6 and 8"
-    assert len(at.dataframe) == 5, "two tables each for Tables 6 and 8, and the cost"
     assert at.get("download_button"), "report.html can be downloaded"
+    at.session_state["study_view"] = "Pareto fronts"
+    at.run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(specs) == 1 and not [m for m in at.markdown if 'class="pss-chart"' in m.value]
+    assert sorted(t["meta"] for t in specs[0]["data"]) == ["pss-s0", "pss-s1", "random-s0", "random-s1"]
+    at.session_state["study_view"] = "Tables 6 & 8"
+    at.run()
+    assert [s.value for s in at.subheader][1:3] == list(studies.TABLES.values()), "Tables 6 and 8"
+    assert len(at.dataframe) == 4, "two tables each for Tables 6 and 8"
+    at.session_state["study_view"] = "Cost & method"
+    at.run()
+    assert len(at.dataframe) == 1 and any("Method" in m.value for m in at.markdown)
+    _assert_clean(at)
     # the run pages work on the study's runs
     _goto(at, "Front & Export")
     _assert_clean(at)
@@ -326,10 +339,13 @@ def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
     _assert_clean(at)
     assert at.header[0].value == "Study"
     shipped = studies.load_study_dir(helpers.REPO_ROOT / "sample_checkpoints" / "fashion-mnist-study")
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert [t["name"] for t in specs[0]["data"]] == ["pss", "uniform", "mutual", "random", "pse"]
-    assert len(specs[2]["data"]) >= 10, "every shipped run's front, overlaid"
+    accuracy_svg = next(m.value for m in at.markdown if 'class="pss-chart"' in m.value)
+    positions = [accuracy_svg.index(f'<g class="series" data-name="{arm}">') for arm in ("pss", "uniform", "mutual", "random", "pse")]
+    assert positions == sorted(positions), "every strategy, in the study's order"
     assert any(studies.significance_sentence(shipped.differences) in m.value for m in at.markdown)
+    at.session_state["study_view"] = "Pareto fronts"
+    at.run()
+    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) >= 10, "every shipped run's front, overlaid"
     runs = at.selectbox(key="run").options
     assert sum("fashion-mnist-study" in r for r in runs) == 10 and any("cifar10-subset-mbv1" in r for r in runs)
 
@@ -404,3 +420,35 @@ def test_overview_overlays_the_compared_runs_and_lists_what_differs(monkeypatch)
     at.slider(key="smoothing").set_value(0.5).run()
     _assert_clean(at)
     assert any("smoothed" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+# ---------------------------------------------------------------------------- the first page stays light
+FIRST_PAGE_PROBE = """
+import os, sys, time
+from streamlit.testing.v1 import AppTest
+os.environ.pop("PSS_RUNS", None)
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+assert not at.exception, [e.value for e in at.exception]
+assert at.header[0].value == "Study", at.header[0].value
+heavy = ["views", "eas", "pssviz.figures", "pssviz.analysis", "pssviz.eas", "pssviz.teach", "torch"]
+print("LOADED", [m for m in heavy if m in sys.modules])
+at.session_state["study_view"] = "Pareto fronts"
+at.run()
+print("AFTER", [m for m in heavy if m in sys.modules])
+"""
+
+
+def test_the_first_page_imports_none_of_the_run_pages(tmp_path):
+    """Opening the dashboard (the shipped study's first tab) imports no run page, no plotly figure module and no
+    torch: what keeps the first page within its time (bench/first_page.py). A top-level import of views, eas or
+    pssviz.figures in main.py, state.py or study_page.py would fail this; opening the fronts tab then loads figures."""
+    import subprocess
+    import sys
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(FIRST_PAGE_PROBE)
+    out = subprocess.run([sys.executable, str(probe), APP], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.stdout.splitlines() if line.startswith(("LOADED", "AFTER"))}
+    assert lines["LOADED"] == "[]", lines
+    assert "pssviz.figures" in lines["AFTER"] and "torch" not in lines["AFTER"] and "views" not in lines["AFTER"], lines
