@@ -31,6 +31,7 @@ from pssviz import discover
 
 if TYPE_CHECKING:
     from pssviz import eas as easviz
+    from pssviz import studydoc
     from pssviz.load import RunData
     from pssviz.study import StudyData
 
@@ -107,6 +108,19 @@ def find_study(root: str) -> str | None:
     """The study directory at or directly below the runs folder, or None (then the Study page is hidden)."""
     found = discover.find_study(root)
     return None if found is None else str(found)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _study_summary(path: str, signature: tuple) -> "studydoc.StudySummary":
+    from pssviz import studydoc
+
+    return studydoc.study_summary(path)
+
+
+def study_summary(path: str) -> tuple["studydoc.StudySummary", tuple]:
+    """(the study's first-tab summary, the file signature it was read at), without pandas; raises StudyLoadError."""
+    signature = discover.study_signature(path)
+    return _study_summary(path, signature), signature
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading study…")
@@ -211,7 +225,7 @@ def export_generated_zip(path: str, superclass: str, budget: float) -> tuple[byt
 
 def describe_error(exc: Exception) -> str:
     from pssviz.load import RunLoadError
-    from pssviz.study import StudyLoadError
+    from pssviz.studydoc import StudyLoadError
 
     if isinstance(exc, (RunLoadError, StudyLoadError)):
         return str(exc)

@@ -3,7 +3,9 @@
 ``pss study`` writes the numbers (``study.json``, kind ``pss-study``) and a Markdown report; everything
 drawn lives here, because ``pss`` never imports plotting (docs/architecture.md). The dashboard's Study
 page, notebooks and ``report.html`` (written through the ``pss.study_reports`` entry point right after
-``study.json``) all use these functions, so they cannot disagree.
+``study.json``) all use these functions, so they cannot disagree. The frames are built from the plain rows of
+:mod:`pssviz.studydoc`, which also holds the reading and the SVG figures (no pandas: the Study page's first
+tab draws from it); its names are re-exported here.
 
 ========== ============================== =============================================================
 frame      one row per                    columns
@@ -34,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pss.config import STRATEGIES
 from pss.errors import PssError
 from pss.evaluate.selection import pareto_front
 from pss.io.files import atomic_write_bytes
@@ -44,33 +45,44 @@ from pss.units import COST_UNITS
 from pss.version import __version__
 
 from .discover import find_study, study_signature
-from .style import SERIES_COLORS
-from .svgchart import IntervalPoint, IntervalSeries, interval_chart_svg, si_number
+from .studydoc import (  # the pandas-free core, re-exported here
+    REPORT_MISSING,
+    ACCURACY_COLUMNS,
+    DIFFERENCE_COLUMNS,
+    TABLES,
+    StudyLoadError,
+    accuracy_columns,
+    accuracy_rows,
+    accuracy_series,
+    accuracy_title,
+    arm_color,
+    budget_axis_title,
+    difference_columns,
+    difference_rows,
+    difference_series,
+    difference_titles,
+    missing_field,
+    recipe_markdown,
+    records,
+    significance_sentence,
+    study_accuracy_svg,
+    study_difference_svg,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 REPORT_HTML = "report.html"
-#: the tables of study.json beside the main comparison, with their titles (PSS-Net's numbering)
-TABLES = {
-    "pools_vs_search": "PSS-Net Table 6: the pss supernet's pool subnets vs evolutionary search on the same supernet",
-    "top_k": "PSS-Net Table 8: calibrating each pool's top-k entries (by the metric m)",
-}
 SEED_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-ACCURACY_COLUMNS = ["budget", "label", "arm", "mean", "lo", "hi", "n_seeds"]
-DIFFERENCE_COLUMNS = ["budget", "label", "reference", "other", "difference", "lo", "hi", "significant"]
 FRONT_COLUMNS = ["strategy", "seed", "run", "key", "cost", "validation", "test_acc", "test_lo", "test_hi", "test_images", "pareto"]
 COST_COLUMNS = ["strategy", "runs", "epochs", "train_seconds", "images_per_second", "selection_seconds"]
 __all__ = [
+    "TABLES", "ACCURACY_COLUMNS", "DIFFERENCE_COLUMNS", "accuracy_rows", "difference_rows",
     "StudyData", "StudyLoadError", "find_study", "load_study_dir", "study_signature", "accuracy_frame", "difference_frame",
     "fronts_frame", "cost_frame", "accuracy_table", "difference_table", "significance_sentence", "recipe_markdown",
     "study_accuracy_figure", "study_difference_figure", "study_fronts_figure", "study_accuracy_svg", "study_difference_svg", "markdown_to_html", "report_html",
     "write_report_html",
 ]
-
-
-class StudyLoadError(Exception):
-    """A study directory cannot be read at all; the message is one line for the user."""
 
 
 @dataclass
@@ -113,77 +125,33 @@ def load_study_dir(path: str | Path) -> StudyData:
     except PssError as exc:
         raise StudyLoadError(str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise StudyLoadError(f"{path / STUDY_JSON} lacks a required field ({exc}); it was not written by pss study") from None
+        raise missing_field(path, exc) from None
     data.fronts = fronts_frame(path, doc, data.problems)
     try:
         data.report_md = (path / REPORT_FILE).read_text(encoding="utf-8")
     except OSError:
-        data.problems.append(f"{REPORT_FILE} is missing; rerun `pss study` to write it")
+        data.problems.append(REPORT_MISSING)
     return data
 
 
 # ---------------------------------------------------------------------------- tidy frames
-def _section(doc: dict[str, Any], table: str | None) -> tuple[list[dict[str, Any]], str, str, str | None]:
-    """(per-budget entries, key of the arms, key of the differences, reference arm) of the comparison or a table."""
-    if table is None:
-        return list(doc.get("comparison") or []), "strategies", "vs_pss", "pss"
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; study.json has {', '.join(TABLES)}")
-    t = (doc.get("tables") or {}).get(table)
-    if not t:
-        return [], "arms", "vs_reference", None
-    return list(t.get("comparison") or []), "arms", "vs_reference", t.get("reference")
-
-
-def _arms(doc: dict[str, Any], entries: list[dict[str, Any]], key: str, table: str | None) -> list[str]:
-    """The arms in the study's order: its strategies, or a table's arms as study.json lists them."""
-    if table is None:
-        return list((doc.get("study") or {}).get("strategies") or dict.fromkeys(a for e in entries for a in e[key]))
-    return list(dict.fromkeys(a for e in entries for a in e[key]))
-
-
-def _seeds(doc: dict[str, Any]) -> list[int]:
-    return [int(s) for s in (doc.get("study") or {}).get("seeds") or []]
-
-
 def accuracy_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
     """Test accuracy per (budget, arm): mean over seeds and test images with its 95% bootstrap interval.
 
     ``table``: None for the comparison of strategies, or "pools_vs_search" / "top_k". ``test_s<seed>``
     is each seed's test accuracy; an arm that some seed cannot serve at a budget has NaN and n_seeds 0.
+    The rows are :func:`pssviz.studydoc.accuracy_rows` (no pandas: the Study page's first tab draws from them).
     """
-    entries, key, _, _ = _section(doc, table)
-    seeds = _seeds(doc)
-    columns = ACCURACY_COLUMNS + [f"test_s{s}" for s in seeds]
-    rows = []
-    for e in entries:
-        for arm in _arms(doc, entries, key, table):
-            r = e[key].get(arm)
-            row = {"budget": float(e["budget"]), "label": e["label"], "arm": arm, "mean": np.nan, "lo": np.nan, "hi": np.nan, "n_seeds": 0}
-            if r is not None:
-                row.update(mean=float(r["mean_test_accuracy"]), lo=float(r["ci95"][0]), hi=float(r["ci95"][1]), n_seeds=len(r["per_seed"]))
-                row.update({f"test_s{p['seed']}": float(p["test"]["accuracy"]) for p in r["per_seed"]})
-            rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(accuracy_rows(doc, table), columns=accuracy_columns(doc))
 
 
 def difference_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
     """The paired differences per budget: reference minus each other arm (pss minus a baseline), in fractions.
 
     ``significant``: the 95% interval excludes 0 (study.json's verdict); ``mcnemar_p_s<seed>``: McNemar's exact
-    test of that seed's two subnets on the same test images.
+    test of that seed's two subnets on the same test images. Rows: :func:`pssviz.studydoc.difference_rows`.
     """
-    entries, _, diff_key, reference = _section(doc, table)
-    columns = DIFFERENCE_COLUMNS + [f"mcnemar_p_s{s}" for s in _seeds(doc)]
-    rows = []
-    for e in entries:
-        for other, d in (e.get(diff_key) or {}).items():
-            row = {"budget": float(e["budget"]), "label": e["label"], "reference": reference, "other": other,
-                   "difference": float(d["mean_difference"]), "lo": float(d["ci95"][0]), "hi": float(d["ci95"][1]),
-                   "significant": bool(d["significant"])}
-            row.update({f"mcnemar_p_s{p['seed']}": float(p["mcnemar_p"]) for p in d["per_seed"]})
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(difference_rows(doc, table), columns=difference_columns(doc))
     return frame.astype({"significant": bool}) if len(frame) else frame
 
 
@@ -268,95 +236,7 @@ def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _budget_list(labels: list[str]) -> str:
-    return ", ".join(f"≤ {lab}" for lab in labels)
-
-
-def significance_sentence(frame: pd.DataFrame) -> str:
-    """A plain reading of :func:`difference_frame`: how many differences are significant at 5%, and which way."""
-    n = len(frame)
-    if not n:
-        return "There is nothing to compare: the study has no reference arm (pss) or no budget that every run can serve."
-    reference = str(frame["reference"].iloc[0])
-    sig = frame[frame["significant"]]
-    if not len(sig):
-        others = ", ".join(dict.fromkeys(frame["other"].astype(str)))
-        return (f"None of the {n} differences is significant at 5%: every 95% interval contains 0, so with these seeds "
-                f"and test images {reference} cannot be told apart from {others}.")
-    parts = []
-    for other, g in sig.groupby("other", sort=False):
-        better, worse = g[g["difference"] > 0], g[g["difference"] < 0]
-        if len(better):
-            parts.append(f"{reference} is more accurate than {other} at {_budget_list(list(better['label']))}")
-        if len(worse):
-            parts.append(f"{reference} is less accurate than {other} at {_budget_list(list(worse['label']))}")
-    k = len(sig)
-    verb = "is" if k == 1 else "are"
-    rest = f"; the other {n - k} intervals contain 0" if n > k else ""
-    return f"{k} of {n} differences {verb} significant at 5% (the 95% interval excludes 0): " + "; ".join(parts) + rest + "."
-
-
-def recipe_markdown(doc: dict[str, Any]) -> str:
-    """The study in one Markdown paragraph: recipe, overrides, strategies, seeds, selection effort."""
-    s = doc.get("study") or {}
-    overrides = ", ".join(f"`{k}={v}`" for k, v in (s.get("set") or {}).items()) or "no overrides"
-    return (f"Recipe `{s.get('recipe')}` with {overrides}; strategies {', '.join(s.get('strategies') or [])}; seeds "
-            f"{', '.join(map(str, s.get('seeds') or []))}; {s.get('evaluations')} calibrated evaluations per budget for every "
-            f"strategy; budgets are ceilings in {COST_UNITS.get(str(doc.get('constraint')), doc.get('constraint'))}. "
-            "Accuracy is top-1 on the test split, which no selection saw.")
-
-
 # ---------------------------------------------------------------------------- figures
-def arm_color(arm: str, position: int) -> str:
-    """A strategy keeps its colour in every study figure (pss.config's order); other arms go by position."""
-    i = STRATEGIES.index(arm) if arm in STRATEGIES else position
-    return SERIES_COLORS[i % len(SERIES_COLORS)]
-
-
-def budget_axis_title(constraint: str) -> str:
-    return f"budget ({COST_UNITS.get(constraint, constraint)}, ceiling)"
-
-
-def _accuracy_series(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-    """Per arm, in the frame's order: (arm, colour, its rows by budget, y, lo, hi in %, each seed's accuracy as text).
-    Budgets an arm cannot serve (NaN) are left out. Shared by the plotly and the SVG figure."""
-    shown = frame[np.isfinite(frame["mean"].to_numpy(float))] if len(frame) else frame
-    seed_cols = [c for c in frame.columns if c.startswith("test_s")]
-    out = []
-    for i, (arm, g) in enumerate(shown.groupby("arm", sort=False)):
-        g = g.sort_values("budget")
-        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("mean", "lo", "hi"))
-        seeds = [", ".join(f"seed {c[6:]}: {100 * v:.2f}%" for c, v in zip(seed_cols, row) if np.isfinite(v))
-                 for row in g[seed_cols].to_numpy(float)] if seed_cols else [""] * len(g)
-        out.append((str(arm), arm_color(str(arm), i), g, y, lo, hi, seeds))
-    return out
-
-
-def _difference_series(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-    """Per other arm: (other, colour, its rows by budget, difference, lo, hi in points, significant, McNemar p per seed
-    as text). Shared by the plotly and the SVG figure."""
-    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
-    out = []
-    for i, (other, g) in enumerate(frame.groupby("other", sort=False), start=1):
-        g = g.sort_values("budget")
-        y, lo, hi = (100 * g[c].to_numpy(float) for c in ("difference", "lo", "hi"))
-        ps = [", ".join(f"seed {c[11:]}: {p:.3g}" for c, p in zip(pcols, row) if np.isfinite(p)) or "–"
-              for row in g[pcols].to_numpy(float)] if pcols else ["–"] * len(g)
-        out.append((str(other), arm_color(str(other), i), g, y, lo, hi, g["significant"].to_numpy(bool), ps))
-    return out
-
-
-def _accuracy_title(title: str | None) -> str:
-    return title or "Test accuracy at each budget (mean over seeds, 95% interval)"
-
-
-def _difference_titles(frame: pd.DataFrame, title: str | None) -> tuple[str, str, str]:
-    """(reference arm, title, subtitle) of the difference figure."""
-    reference = str(frame["reference"].iloc[0]) if len(frame) else "pss"
-    title = title or f"{reference} minus each {'baseline' if reference == 'pss' else 'arm'} (paired, same test images)"
-    return reference, title, "filled: significant at 5% (95% interval excludes 0) · hollow: not significant"
-
-
 def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None,
                           dodge: float = 0.01) -> go.Figure:
     """Test accuracy (%) against the budget ceiling: one line per arm, with 95% intervals as error bars.
@@ -371,26 +251,28 @@ def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: 
 
     from .figures import SI, _layout, empty_figure
 
-    title = _accuracy_title(title)
-    series = _accuracy_series(frame)
+    title = accuracy_title(title)
+    series = accuracy_series(records(frame))
     if not series:
         return empty_figure(title)
-    budgets = np.concatenate([g["budget"].to_numpy(float) for _, _, g, *_ in series])
+    budgets = np.concatenate([s.budgets for s in series])
     step = dodge * (float(budgets.max() - budgets.min()) or abs(float(budgets.max())) or 1.0)
     traces = []
-    for i, (arm, color, g, y, lo, hi, seeds) in enumerate(series):
-        x = g["budget"].to_numpy(float) + (i - (len(series) - 1) / 2) * step
+    for i, s in enumerate(series):
+        arm, color = s.name, s.color
+        y, lo, hi = np.array(s.y), np.array(s.lo), np.array(s.hi)
+        x = np.array(s.budgets) + (i - (len(series) - 1) / 2) * step
         traces.append(dict(
             type="scatter", x=x, y=y, mode="lines+markers", name=arm, legendgroup=arm,
             line=dict(color=color, width=2), marker=dict(color=color, size=9),
             error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
-            customdata=np.column_stack([g["label"].astype(str).to_numpy(dtype=object), lo, hi, np.array(seeds, dtype=object)]),
+            customdata=np.column_stack([np.array(s.labels, dtype=object), lo, hi, np.array(s.notes, dtype=object)]),
             hovertemplate=(f"<b>{arm}</b> at ≤ %{{customdata[0]}}<br>test accuracy %{{y:.2f}}% "
                            "(95% CI %{customdata[1]:.2f}–%{customdata[2]:.2f}%)<br>%{customdata[3]}<extra></extra>")))
     fig = go.Figure(traces)
     fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
     fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%")
-    arms = {s[0] for s in series}
+    arms = {s.name for s in series}
     return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in arms else None))
 
 
@@ -406,19 +288,22 @@ def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title
 
     from .figures import SI, _layout, empty_figure
 
-    reference, title, subtitle = _difference_titles(frame, title)
+    rows = records(frame)
+    reference, title, subtitle = difference_titles(rows, title)
     title += f"<br><sup>{subtitle}</sup>"
-    if not len(frame):
+    if not rows:
         return empty_figure(title)
     traces = []
-    for other, color, g, y, lo, hi, sig, ps in _difference_series(frame):
+    for s in difference_series(rows):
+        other, color, sig = s.name, s.color, s.significant
+        y, lo, hi = np.array(s.y), np.array(s.lo), np.array(s.hi)
         traces.append(dict(
-            type="scatter", x=g["budget"].to_numpy(float), y=y, mode="lines+markers", name=f"{reference} − {other}",
+            type="scatter", x=np.array(s.budgets), y=y, mode="lines+markers", name=f"{reference} − {other}",
             line=dict(color=color, width=1.5, dash="dot"),
-            marker=dict(color=color, size=12, symbol=["circle" if s else "circle-open" for s in sig], line=dict(color=color, width=2)),
+            marker=dict(color=color, size=12, symbol=["circle" if g else "circle-open" for g in sig], line=dict(color=color, width=2)),
             error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
-            customdata=np.column_stack([g["label"].astype(str).to_numpy(dtype=object), lo, hi,
-                                        np.where(sig, "yes", "no").astype(object), np.array(ps, dtype=object)]),
+            customdata=np.column_stack([np.array(s.labels, dtype=object), lo, hi,
+                                        np.where(sig, "yes", "no").astype(object), np.array(s.notes, dtype=object)]),
             hovertemplate=(f"<b>{reference} − {other}</b> at ≤ %{{customdata[0]}}<br>difference %{{y:+.2f}} points "
                            "(95% CI %{customdata[1]:+.2f} to %{customdata[2]:+.2f})<br>significant at 5%: %{customdata[3]}"
                            "<br>McNemar p per seed: %{customdata[4]}<extra></extra>")))
@@ -427,38 +312,6 @@ def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title
     fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
     fig.update_yaxes(title_text=f"{reference} − other (percentage points)", ticksuffix="", zeroline=False)
     return _layout(fig, title, height=440, hovermode="closest", margin=dict(l=60, r=20, t=90, b=50))
-
-
-def _budget_ticks(frame: pd.DataFrame) -> list[tuple[float, str]]:
-    budgets = sorted(set(frame["budget"].to_numpy(float))) if len(frame) else []
-    return [(b, si_number(b)) for b in budgets if np.isfinite(b)]
-
-
-def study_accuracy_svg(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None, dodge: float = 0.01) -> str:
-    """:func:`study_accuracy_figure` as a static SVG (:mod:`pssviz.svgchart`): the same points, intervals, colours
-    and hover text, drawn with the page's text instead of after plotly.js has loaded (the Study page's first screen)."""
-    series = [IntervalSeries(arm, color, tuple(
-        IntervalPoint(float(b), float(v), float(a), float(z), True,
-                      f"{arm} at ≤ {label}\ntest accuracy {v:.2f}% (95% CI {a:.2f}–{z:.2f}%)" + (f"\n{s}" if s else ""))
-        for b, label, v, a, z, s in zip(g["budget"], g["label"].astype(str), y, lo, hi, seeds)))
-        for arm, color, g, y, lo, hi, seeds in _accuracy_series(frame)]
-    return interval_chart_svg(series, title=_accuracy_title(title), x_title=budget_axis_title(constraint),
-                              y_title="test accuracy (%)", y_suffix="%", x_ticks=_budget_ticks(frame), dodge=dodge, height=460)
-
-
-def study_difference_svg(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None) -> str:
-    """:func:`study_difference_figure` as a static SVG: filled markers significant at 5%, hollow ones not, the
-    dashed line at 0; hover gives the interval and McNemar's p of each seed."""
-    reference, title, subtitle = _difference_titles(frame, title)
-    series = [IntervalSeries(f"{reference} − {other}", color, tuple(
-        IntervalPoint(float(b), float(v), float(a), float(z), bool(sg),
-                      f"{reference} − {other} at ≤ {label}\ndifference {v:+.2f} points (95% CI {a:+.2f} to {z:+.2f})\n"
-                      f"significant at 5%: {'yes' if sg else 'no'}\nMcNemar p per seed: {p}")
-        for b, label, v, a, z, sg, p in zip(g["budget"], g["label"].astype(str), y, lo, hi, sig, ps)), dashed=True)
-        for other, color, g, y, lo, hi, sig, ps in _difference_series(frame)]
-    return interval_chart_svg(series, title=title, subtitle=subtitle, x_title=budget_axis_title(constraint),
-                              y_title=f"{reference} − other (percentage points)", reference=0.0,
-                              x_ticks=_budget_ticks(frame), dodge=0.0, height=440)
 
 
 def study_fronts_figure(study: StudyData, title: str | None = None) -> go.Figure:

@@ -329,6 +329,33 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     assert at.radio(key="page").options == _menu() and at.header[0].value == "Overview"
 
 
+def test_a_damaged_study_warns_where_it_matters_and_never_crashes(study_root, tmp_path, monkeypatch):
+    """report.md gone: one warning at the top (not again in each tab); a run's front unreadable: the first tab is
+    whole and the fronts tab names the run; study.json without its comparison: a one-line error, no traceback."""
+    root = tmp_path / "root"
+    shutil.copytree(study_root, root)
+    study = root / "study"
+    (study / "report.md").unlink()
+    front = next(study.glob("runs/*/calibration/front.json"))
+    front.write_text("{not json")
+    at = _app(root, monkeypatch)
+    assert not at.exception and at.header[0].value == "Study"
+    assert [w.value for w in at.warning] == ["report.md is missing; rerun `pss study` to write it"]
+    assert len([m for m in at.markdown if 'class="pss-chart"' in m.value]) == 2
+    at.session_state["study_view"] = "Pareto fronts"
+    at.run()
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith("report.md is missing") and len(warnings) == 2, warnings
+    assert front.parent.parent.name in warnings[1] and at.get("plotly_chart")
+    doc = json.loads((study / "study.json").read_text())
+    doc["comparison"] = [{"budget": 1.0}]  # an entry without its label and strategies
+    (study / "study.json").write_text(json.dumps(doc))
+    at = _app(root, monkeypatch)
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("Cannot open this study:") and "lacks a required field" in at.error[0].value
+    assert "\n" not in at.error[0].value
+
+
 def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
     """A fresh clone's `streamlit run app/main.py` (no $PSS_RUNS) shows the bundled default study first."""
     from pssviz import study as studies
@@ -430,7 +457,7 @@ os.environ.pop("PSS_RUNS", None)
 at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
 assert not at.exception, [e.value for e in at.exception]
 assert at.header[0].value == "Study", at.header[0].value
-heavy = ["views", "eas", "pssviz.figures", "pssviz.analysis", "pssviz.eas", "pssviz.teach", "torch"]
+heavy = ["views", "eas", "pandas", "pssviz.figures", "pssviz.analysis", "pssviz.eas", "pssviz.teach", "torch"]
 print("LOADED", [m for m in heavy if m in sys.modules])
 at.session_state["study_view"] = "Pareto fronts"
 at.run()
@@ -439,9 +466,10 @@ print("AFTER", [m for m in heavy if m in sys.modules])
 
 
 def test_the_first_page_imports_none_of_the_run_pages(tmp_path):
-    """Opening the dashboard (the shipped study's first tab) imports no run page, no plotly figure module and no
-    torch: what keeps the first page within its time (bench/first_page.py). A top-level import of views, eas or
-    pssviz.figures in main.py, state.py or study_page.py would fail this; opening the fronts tab then loads figures."""
+    """Opening the dashboard (the shipped study's first tab) imports no run page, no plotly figure module, no
+    pandas and no torch: what keeps the first page within its time (bench/first_page.py). A top-level import of
+    views, eas, pandas or pssviz.figures in main.py, state.py, study_page.py or pssviz's first-page modules would
+    fail this; opening the fronts tab then loads the figures."""
     import subprocess
     import sys
 
