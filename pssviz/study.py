@@ -47,6 +47,7 @@ from pss.version import __version__
 from .discover import find_study, study_signature
 from .studydoc import (  # the pandas-free core, re-exported here
     REPORT_MISSING,
+    StudyDocFields,
     ACCURACY_COLUMNS,
     DIFFERENCE_COLUMNS,
     TABLES,
@@ -86,7 +87,7 @@ __all__ = [
 
 
 @dataclass
-class StudyData:
+class StudyData(StudyDocFields):
     """One study: study.json as read, its tidy frames (see the module docstring) and report.md."""
 
     path: Path
@@ -100,14 +101,6 @@ class StudyData:
     report_md: str = ""
     #: runs whose front could not be read (their fronts are missing from the fronts figure)
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def constraint(self) -> str:
-        return str(self.doc.get("constraint", "macs"))
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.doc.get("study") or {}
 
     @property
     def title(self) -> str:

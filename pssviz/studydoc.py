@@ -49,15 +49,10 @@ def read_study_doc(path: str | Path) -> tuple[dict[str, Any], list[str]]:
     return doc, problems
 
 
-@dataclass
-class StudySummary:
-    """What the Study page's first tab shows: study.json, its problems, and the main comparison as rows."""
+class StudyDocFields:
+    """What every view of a study reads from its study.json (``doc``): the cost kind and the study's settings."""
 
-    path: Path
     doc: dict[str, Any]
-    accuracy: "Rows"
-    differences: "Rows"
-    problems: list[str]
 
     @property
     def constraint(self) -> str:
@@ -66,6 +61,17 @@ class StudySummary:
     @property
     def config(self) -> dict[str, Any]:
         return self.doc.get("study") or {}
+
+
+@dataclass
+class StudySummary(StudyDocFields):
+    """What the Study page's first tab shows: study.json, its problems, and the main comparison as rows."""
+
+    path: Path
+    doc: dict[str, Any]
+    accuracy: "Rows"
+    differences: "Rows"
+    problems: list[str]
 
 
 def study_summary(path: str | Path) -> StudySummary:
