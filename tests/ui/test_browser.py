@@ -121,8 +121,11 @@ def _wait_idle(page) -> None:
     page.wait_for_timeout(800)
 
 
-def test_the_study_page_opens_first(server, browser, tmp_path):
-    """With a study in the runs folder, the address alone opens the Study page with its figures."""
+def test_the_study_page_opens_first(browser, server, tmp_path):
+    """With a study in the runs folder, the address alone opens the Study page with its figures.
+
+    ``browser`` comes before ``server``: the reader's browser is open before the server starts, so the printed
+    time after the server's start does not count launching chromium (as in bench/first_page.py)."""
     shots = Path(os.environ.get("PSS_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
