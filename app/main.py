@@ -18,10 +18,11 @@ import pssviz  # noqa: E402
 import state  # noqa: E402
 import teach  # noqa: E402
 from layout import RUN_PAGE_NAMES  # noqa: E402
-from study_page import STUDY_PAGE  # noqa: E402
+import study_page  # noqa: E402
 
 st.set_page_config(page_title="pss-explorer", page_icon="🧭", layout="wide")
 
+STUDY_PAGE = study_page.STUDY_PAGE
 #: the pages of one run, in menu order: views.PAGES, then Superclasses (EAS)
 PAGE_NAMES = [*RUN_PAGE_NAMES, teach.EAS_PAGE]
 
@@ -167,8 +168,6 @@ def _page(page: str, names: list[str], run: str | None, others: list[str], follo
         return
     if page == STUDY_PAGE and study:
         try:
-            import study_page
-
             study_page.study(study)
         except Exception as exc:  # keep the rest of the app alive; one line, no traceback
             st.error(f"The study page could not be drawn: {state.describe_error(exc)}")

@@ -1,7 +1,8 @@
 """The Study page: a study in the runs folder (`pss study`), the page the dashboard opens on.
 
-Kept apart from views.py with light imports, because it is the first page a reader waits for: its text and
-its first two figures (static SVG, :mod:`pssviz.svgchart`) go out before anything imports plotly.
+Kept apart from views.py with light imports, because it is the first page a reader waits for: its text and its
+first tab's two figures (static SVG, :mod:`pssviz.studydoc`) are drawn from study.json without pandas or plotly;
+the other tabs read the study's tables (:mod:`pssviz.study`) when they are opened.
 """
 
 from __future__ import annotations
