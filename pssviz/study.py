@@ -40,17 +40,17 @@ from pss.errors import PssError
 from pss.evaluate.selection import pareto_front
 from pss.io.files import atomic_write_bytes
 from pss.io.run import RunDir, candidate_test, front_points, front_subnets
-from pss.io.study import REPORT_FILE, STUDY_JSON, read_study
+from pss.io.study import REPORT_FILE, STUDY_JSON
 from pss.units import COST_UNITS
 from pss.version import __version__
 
 from .discover import find_study, study_signature
 from .studydoc import (  # the pandas-free core, re-exported here
-    REPORT_MISSING,
-    StudyDocFields,
     ACCURACY_COLUMNS,
     DIFFERENCE_COLUMNS,
+    REPORT_MISSING,
     TABLES,
+    StudyDocFields,
     StudyLoadError,
     accuracy_columns,
     accuracy_rows,
@@ -63,6 +63,7 @@ from .studydoc import (  # the pandas-free core, re-exported here
     difference_series,
     difference_titles,
     missing_field,
+    read_study_doc,
     recipe_markdown,
     records,
     significance_sentence,
@@ -111,12 +112,10 @@ class StudyData(StudyDocFields):
 def load_study_dir(path: str | Path) -> StudyData:
     """Read a study directory (see the module docstring). Raises :class:`StudyLoadError` (one line)."""
     path = Path(path).expanduser()
+    doc, _ = read_study_doc(path)  # the one place that turns an unreadable study.json into StudyLoadError
     try:
-        doc = read_study(path)
         data = StudyData(path, doc, accuracy_frame(doc), difference_frame(doc), pd.DataFrame(columns=FRONT_COLUMNS), cost_frame(doc))
         data.tables = {name: (accuracy_frame(doc, name), difference_frame(doc, name)) for name in TABLES if (doc.get("tables") or {}).get(name)}
-    except PssError as exc:
-        raise StudyLoadError(str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise missing_field(path, exc) from None
     data.fronts = fronts_frame(path, doc, data.problems)
