@@ -231,6 +231,50 @@ class StructureSpace:
         widths = self.realise(float(multiplier) * o_max[None, :])[0]
         return Structure(tuple(widths), resolution or self.resolutions[-1])
 
+    def with_resolutions(self, resolutions: Sequence[int]) -> StructureSpace:
+        """This space with only ``resolutions`` (each one of S's): the part of S a strategy trains at fewer input sizes."""
+        wanted = tuple(sorted(int(r) for r in resolutions))
+        if not wanted or any(r not in self.resolutions for r in wanted):
+            raise PssError(f"resolutions {list(wanted)} are not a non-empty subset of this space's {list(self.resolutions)}")
+        twin = object.__new__(StructureSpace)
+        twin.__dict__.update(self.__dict__)
+        twin.resolutions = wanted
+        return twin
+
+    def uniform_multiplier_breakpoints(self) -> np.ndarray:
+        """Every multiplier in (lower_bound, 1) where :meth:`uniform_structure` may change its channels.
+
+        One dimension's channels round(m * o_max) change only where m * o_max crosses a rounding edge:
+        (k + 1/2) * divisor for the nearest multiple, and also k * divisor / 0.9 for make_divisible's
+        10% rule. Between two neighbouring breakpoints every multiplier gives the same structure.
+        """
+        edges = []
+        ks = np.arange(0, max(d.o_max for d in self.dimensions) // self.divisor + 2)
+        for d in self.dimensions:
+            edges.append((ks + 0.5) * self.divisor / d.o_max)
+            if self.rounding == "make_divisible":
+                edges.append(ks * self.divisor / (0.9 * d.o_max))
+        m = np.unique(np.concatenate(edges))
+        return m[(m > self.lower_bound) & (m < 1.0)]
+
+    def uniform_structures(self, resolution: int | None = None) -> tuple[Structure, ...]:
+        """Every distinct uniform-width subnet at ``resolution`` (default r^max), smallest first: exactly the set
+        US-Net / MutualNet draws (multiplier ~ U[lower_bound, 1]) can give, plus the two ends m = lower_bound, 1.
+
+        Each open interval between :meth:`uniform_multiplier_breakpoints` gives one structure (its midpoint's),
+        so every member has a positive probability of being drawn.
+        """
+        cuts = np.concatenate([[self.lower_bound], self.uniform_multiplier_breakpoints(), [1.0]])
+        ms = np.concatenate([[self.lower_bound], (cuts[:-1] + cuts[1:]) / 2, [1.0]])
+        o_max = np.array([d.o_max for d in self.dimensions], dtype=np.float64)
+        widths = self.realise(ms[:, None] * o_max[None, :])
+        r = self.resolutions[-1] if resolution is None else int(resolution)
+        out: dict[str, Structure] = {}
+        for row in widths:
+            s = Structure(tuple(row), r)
+            out.setdefault(s.key, s)
+        return tuple(out.values())
+
     def contains(self, s: Structure) -> bool:
         return (
             len(s.widths) == len(self.dimensions)

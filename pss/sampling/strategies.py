@@ -34,6 +34,7 @@ import numpy as np
 
 from ..config import KIND_DRAWS, STRATEGIES
 from ..problem.space import Structure, StructureSpace
+from .family import TrainedFamily
 from .marginals import StructureDistributionSampler
 from .pools import SubnetPool, pools_from_budgets
 from .prioritized import prioritized_sample
@@ -75,6 +76,11 @@ class Strategy(ABC):
     @abstractmethod
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
         """The subnets of the next batch, max first."""
+
+    @classmethod
+    def family(cls, space: StructureSpace) -> TrainedFamily:
+        """The configurations this strategy's :meth:`plan` draws (default: all of S, layer-wise widths)."""
+        return TrainedFamily(cls.name, space.resolutions, "layer-wise")
 
     def observe(self, subnets: list[Subnet], ce_losses: list[float]) -> None:
         """Called after the optimizer step with each subnet's cross-entropy on its images."""
@@ -173,6 +179,12 @@ class UniformStrategy(Strategy):
         r_max = space.resolutions[-1]
         self.min = Subnet(Structure(space.min_structure.widths, r_max), "min")
 
+    @classmethod
+    def family(cls, space: StructureSpace) -> TrainedFamily:
+        r_max = space.resolutions[-1]
+        ends = (space.max_structure.key, Structure(space.min_structure.widths, r_max).key)
+        return TrainedFamily(cls.name, (r_max,), "uniform", ends)
+
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
         lb, r_max = self.space.lower_bound, self.space.resolutions[-1]
         mediums = [Subnet(self.space.uniform_structure(float(rng.uniform(lb, 1.0)), r_max), "medium") for _ in range(self.num_subnets - 2)]
@@ -196,6 +208,10 @@ class MutualStrategy(Strategy):
     def __init__(self, space: StructureSpace, num_subnets: int) -> None:
         super().__init__(space, num_subnets)
         self.min = Subnet(space.min_structure, "min")
+
+    @classmethod
+    def family(cls, space: StructureSpace) -> TrainedFamily:
+        return TrainedFamily(cls.name, space.resolutions, "uniform", (space.max_structure.key, space.min_structure.key))
 
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
         lb, res = self.space.lower_bound, self.space.resolutions
@@ -247,6 +263,10 @@ class PseStrategy(Strategy):
     parallel = True
     distill = False
 
+    @classmethod
+    def family(cls, space: StructureSpace) -> TrainedFamily:
+        return TrainedFamily(cls.name, (space.resolutions[-1],), "layer-wise")
+
     def plan(self, rng: np.random.Generator, progress: float) -> list[Subnet]:
         r_max = self.space.resolutions[-1]
         mediums = [Subnet(Structure(self.space.sample_uniform(rng).widths, r_max), "medium") for _ in range(self.num_subnets - 1)]
@@ -283,3 +303,11 @@ def make_strategy(
 
 #: One class per name of :data:`pss.config.STRATEGIES` (a test keeps the two in step).
 STRATEGY_CLASSES: tuple[type[Strategy], ...] = (PssStrategy, UniformStrategy, MutualStrategy, RandomStrategy, PseStrategy)
+
+
+def trained_family(name: str, space: StructureSpace) -> TrainedFamily:
+    """The :class:`TrainedFamily` of strategy ``name`` in ``space``: what its runs may be searched and compared in."""
+    classes = {c.name: c for c in STRATEGY_CLASSES}
+    if name not in classes:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    return classes[name].family(space)

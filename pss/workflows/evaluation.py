@@ -19,6 +19,7 @@ from ..io.checkpoint import write_bn_stats
 from ..io.run import front_document
 from ..problem.budgets import Budget
 from ..problem.space import Structure
+from ..sampling.strategies import trained_family
 from .loaded import TrainedRun
 from .progress import Progress
 
@@ -172,7 +173,9 @@ def write_calibrated_front(
     references get their test accuracy here, after selection is over.
     """
     space = trained.problem.space
-    refs = {"max": space.max_structure, "min": space.min_structure}
+    family = trained_family(trained.cfg.strategy, space)
+    # the run's own ends: a US-Net run's smallest subnet is S's smallest widths at r^max, the one it trained
+    refs = {"max": family.max_structure(space), "min": family.min_structure(space)}
     evaluator.evaluate_many(list(refs.values()))  # usually done already, with the candidates
     bn_stats = {c.structure.key: evaluator.stats_of(c.structure) for cands in per_pool for c in cands}
     evaluator.measure_tests([c.structure for cands in per_pool for c in cands] + list(refs.values()))
@@ -197,6 +200,7 @@ def write_calibrated_front(
     front = front_document(trained.epoch, kind, top_k, evaluator.calibration_images, data.num_val,
                            budgets, per_pool, references, test_images=data.num_test, test_split=data.test_source,
                            selection=selection)
+    front["trained_family"] = family.to_json()
     if extra is not None:
         front.update(extra())
     write_bn_stats(trained.run, bn_stats)

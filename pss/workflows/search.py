@@ -47,7 +47,8 @@ from ..io.run import RunDir, open_run
 from ..nn.device import resolve_device
 from ..problem.budgets import Budget
 from ..problem.problem import Problem
-from ..problem.space import Structure
+from ..problem.space import Structure, StructureSpace
+from ..sampling.strategies import trained_family
 from ..sampling.marginals import (
     CostArrayFn,
     Marginals,
@@ -135,8 +136,8 @@ class _BandSearch:
     """What every band's search shares: the problem, its cost function, the evaluator and the counters."""
 
     def __init__(self, problem: Problem, kind: str, evaluator: SubnetEvaluator, progress: Progress, seed: int,
-                 evaluations: int, max_trials: int, stats_samples: int) -> None:
-        self.problem, self.space, self.kind = problem, problem.space, kind
+                 evaluations: int, max_trials: int, stats_samples: int, space: StructureSpace | None = None) -> None:
+        self.problem, self.space, self.kind = problem, space or problem.space, kind
         self.cost_fn: CostArrayFn = problem.cost_fn(kind)
         self.evaluator, self.progress, self.seed = evaluator, progress, seed
         self.evaluations, self.max_trials, self.stats_samples = evaluations, max_trials, stats_samples
@@ -159,6 +160,19 @@ class _BandSearch:
         evaluate(found)
         return {"draws": counters["trials"], "valid_samples": counters["in_band"],
                 "search_draws": _ratio(counters["trials"], counters["in_band"])}
+
+    def by_enumeration(self, members: Sequence[Structure], draw, band: Budget, evaluate: _BandEvaluations,
+                       rng: np.random.Generator) -> dict[str, Any]:
+        """uniform: the family's uniform-width subnets in the band are few and known; all of them when they
+        number at most ``evaluations``, else ``evaluations`` distinct ones as uniform draws find them."""
+        costs = self.cost_fn(np.array([s.widths for s in members], dtype=np.int64).reshape(len(members), -1),
+                             np.array([s.resolution for s in members], dtype=np.int64)) if members else np.zeros(0)
+        inside = [s for s, ok in zip(members, band.contains_array(costs)) if ok]
+        if len(inside) <= self.evaluations:
+            evaluate(inside)
+            return {"available": len(inside), "draws": 0, "valid_samples": len(inside), "search_draws": None}
+        found = self.by_drawing(draw, band, evaluate, rng)
+        return {"available": len(inside), **found}
 
     def by_evolution(self, band: Budget, evaluate: _BandEvaluations, rng: np.random.Generator, records: LossRecords,
                      set_marginals: Marginals, knobs: EvolutionSettings, t: int) -> dict[str, Any]:
@@ -227,7 +241,7 @@ _RATE_KEYS = ("search_draws", "prior_eq16", "prior", "search_prior_draws")
 
 def search_run(
     run_dir: str | Path | RunDir,
-    method: str = "evolution",
+    method: str | None = None,
     budgets: Sequence[float] | None = None,
     constraint: str | None = None,
     tolerance: float | None = None,
@@ -266,7 +280,7 @@ def search_run(
     subnet; ``total`` (budgets x evaluations_per_budget + 2 references) is an
     upper bound, reached only when every band yields that many distinct structures.
     """
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise PssError(f"unknown search method {method!r}; choose one of {', '.join(METHODS)}")
     if int(evaluations_per_budget) < 1:
         raise PssError(f"evaluations_per_budget must be at least 1, got {evaluations_per_budget}")
@@ -283,8 +297,14 @@ def search_run(
         raise PssError("top_k must be at least 1")
     evaluations = int(evaluations_per_budget)
     t_start = time.perf_counter()
+    family = trained_family(trained.cfg.strategy, trained.problem.space)
+    if method is None:  # what the run trained decides: uniform widths, or PSE-Net's evolution over layer-wise widths
+        method = "uniform" if family.uniform_widths else "evolution"
+    if family.uniform_widths and method != "uniform":
+        raise PssError(f"this run ({trained.cfg.strategy}) trained {family.describe()} only; a {method} search would pick "
+                       "layer-wise widths it never trained: use --method uniform")
     evaluator = open_evaluator(trained, images, dev)
-    space = trained.problem.space
+    space = family.space(trained.problem.space)  # search only what the run trained (its resolutions)
 
     records = load_loss_records(run) if method == "evolution" else LossRecords.empty()
     g_widths, g_res = generate_structure_set(space, max(1000, int(trained.cfg.structure_set_size)), np.random.default_rng([seed, 1]))
@@ -293,7 +313,8 @@ def search_run(
     per_budget_stats: list[dict[str, Any]] = []
     kept: set[str] = set()
     with Progress(len(bands) * evaluations + 2, f"{method} search", bar=progress, on_progress=on_progress) as bar:
-        search = _BandSearch(trained.problem, kind, evaluator, bar, seed, evaluations, max_trials, stats_samples)
+        search = _BandSearch(trained.problem, kind, evaluator, bar, seed, evaluations, max_trials, stats_samples, space)
+        uniform_members = [s for r in space.resolutions for s in space.uniform_structures(r)] if method == "uniform" else []
         g_costs = search.cost_fn(g_widths, g_res)
         for t, band in enumerate(bands):
             t0, calibrations_before = time.perf_counter(), evaluator.calibrations
@@ -303,8 +324,10 @@ def search_run(
             in_g = band.contains_array(g_costs)
             if method == "evolution":
                 found = search.by_evolution(band, evaluate, rng, records, Marginals.count(space, g_widths[in_g], g_res[in_g]), knobs, t)
+            elif method == "uniform":
+                found = search.by_enumeration(uniform_members, uniform_width_draw(space), band, evaluate, rng)
             else:
-                found = search.by_drawing(uniform_draw(space) if method == "random" else uniform_width_draw(space), band, evaluate, rng)
+                found = search.by_drawing(uniform_draw(space), band, evaluate, rng)
             rates = {"uniform": search.trials_per_valid(uniform_draw(space), band, 3, t),
                      **{k: found.pop(k) for k in _RATE_KEYS if k in found}}
             prior = found.pop("prior_marginals", None)
