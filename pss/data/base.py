@@ -42,8 +42,10 @@ class DataBundle(ABC):
     to choose the subnet. :attr:`num_test` is 0 for a run without a test split
     (``test_split: false``, or a run written before test splits existed).
 
-    Batches are float32 NCHW, normalised with :attr:`mean`/:attr:`std`, at
-    :attr:`native_resolution`, on the requested device; labels are int64.
+    Batches are float32 NCHW, normalised with :attr:`mean`/:attr:`std` by
+    :func:`pss.inputs.normalise` (the input pipeline's first half; the supernet
+    resizes them to a subnet's resolution), at :attr:`native_resolution`, on the
+    requested device; labels are int64.
     """
 
     name: str

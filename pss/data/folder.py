@@ -6,6 +6,7 @@ worker processes.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import PssError, one_line
+from ..inputs import normalise
 from .augment import IMAGENET_STATS, imagenet_train_transform
 from .base import (
     DataBundle, Shard, _check_batch_size, _check_indices, _draw_perm, _limit, check_image_data, check_split, shard_part, shard_rows,
@@ -146,9 +148,11 @@ class FolderImageData(DataBundle):
         val_samples = [val_samples[i] for i in _limit(torch.arange(len(val_samples)), cfg.val_limit, cfg.seed + 2, "val_limit").tolist()]
 
         mean, std = IMAGENET_STATS
-        normalise = [T.ToTensor(), T.Normalize(mean, std)]
         self._train_tf = imagenet_train_transform(res, cfg.imagenet_augmentation)
-        self._eval_tf = T.Compose([T.Resize(int(res / 0.875)), T.CenterCrop(res), *normalise])
+        # the evaluation images (validation, test, calibration) at the native resolution, normalised by the input
+        # pipeline's own function (the same values as ToTensor + Normalize)
+        self._eval_tf = T.Compose([T.Resize(int(res / 0.875)), T.CenterCrop(res), T.PILToTensor(),
+                                   functools.partial(normalise, mean=mean, std=std)])
         self._train = _SampleDataset(train_samples, self._train_tf)
         self._train_eval = _SampleDataset(train_samples, self._eval_tf)
         self._val = _SampleDataset(val_samples, self._eval_tf)

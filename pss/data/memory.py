@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import PssError, one_line
+from ..inputs import normalise
 from .base import (
     _DEVICE_CACHE_BYTES, TEST_SEED_OFFSET, DataBundle, Shard, _check_batch_size, _check_indices, _draw_perm, _limit, check_image_data,
     check_split, shard_part, shard_rows, stratified_holdout,
@@ -195,9 +196,8 @@ class TensorImageData(DataBundle):
         return self._device_copies.get(key, x)
 
     def _normalise(self, x: Tensor) -> Tensor:
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x.float().div_(255.0) - mean) / std
+        """A batch of uint8 images as the subnets see them at the native size: the input pipeline's first half."""
+        return normalise(x, self.mean, self.std)
 
     def _batches(
         self, split: str, order: Tensor, batch_size: int, device: torch.device,

@@ -28,8 +28,8 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from ..inputs import resize
 from ..nn.ops import SlimBatchNorm2d
-from ..nn.supernet import resize_batch
 from ..problem.space import Structure
 from ..problem.spec import NetSpec
 from .selection import CalibratedSubnet
@@ -164,7 +164,7 @@ class BNCalibrator:
         seen = 0
         for n, (x, _) in enumerate(batches, start=1):
             for resolution, root in roots.items():
-                self._run(root, resize_batch(x, resolution), n, None)
+                self._run(root, resize(x, resolution), n, None)
             seen += x.shape[0]
         self.model.eval()
         if seen == 0:
@@ -194,7 +194,7 @@ class BNCalibrator:
                     correct[i] += hits
 
             for resolution, root in roots.items():
-                self._run(root, resize_batch(x, resolution), None, count)
+                self._run(root, resize(x, resolution), None, count)
             images += y.numel()
         return [Accuracy(c, images) for c in correct]
 

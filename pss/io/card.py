@@ -11,6 +11,7 @@ from ..errors import PssError
 from ..version import __version__, utc_timestamp
 from .files import CARD_DOC, SCHEMA_VERSION, atomic_write_json, read_document
 from ..evaluate.selection import FrontPoint, dominated_by
+from ..problem.inputs import MAX_PIXEL_VALUE, ORDER, interpolate_arguments
 from .run import RunDir, candidate_validation, front_points, reference_name
 
 CARD_FILE = "card.json"
@@ -75,6 +76,7 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, c
             "scale": "pixel values / 255, then (x - mean) / std",
             "mean": ds["mean"],
             "std": ds["std"],
+            **pipeline_fields(ds.get("native_resolution")),
             "resize": _resize_rule(ds.get("native_resolution"), s["resolution"]),
         },
         "class_names": ds["class_names"],
@@ -88,12 +90,46 @@ def card_document(run: RunDir, run_json: dict, front: dict, pool: dict | None, c
     return card
 
 
+PIPELINE_KEYS = ("max_pixel_value", "native_resolution", "order", "interpolate")
+"""The card's ``input`` fields that hold the input pipeline as data (:func:`pipeline_fields`)."""
+
+
+def pipeline_fields(native: int | None) -> dict[str, Any]:
+    """The input pipeline of :func:`pss.inputs.subnet_input` as data a deployer applies without pss.
+
+    With ``input``'s ``mean``, ``std`` and ``resolution``: ``x = (pixels / max_pixel_value - mean) / std`` per
+    channel on the ``native_resolution`` images, then, unless they already have ``resolution``,
+    ``torch.nn.functional.interpolate(x, size=(resolution, resolution), **interpolate)``; ``order`` says so.
+    """
+    return {
+        "max_pixel_value": MAX_PIXEL_VALUE,
+        "native_resolution": None if native is None else int(native),
+        "order": list(ORDER),
+        "interpolate": interpolate_arguments(),
+    }
+
+
+def input_pipeline(card: dict[str, Any]) -> dict[str, Any]:
+    """The input pipeline of any card, old or new: its ``input`` with every :data:`PIPELINE_KEYS` field.
+
+    Cards written before these fields existed were made by code that applied the same rule (normalise, then
+    bilinear, align_corners=False, no antialias), so they get its values; their native resolution is not
+    recorded (None: the images are taken at the resolution they come in).
+    """
+    inp = dict(card["input"])
+    for key, value in pipeline_fields(None).items():
+        inp.setdefault(key, value)
+    return inp
+
+
 def _resize_rule(native: int | None, resolution: int) -> str:
     """How the dataset's images reach the subnet's input size, as the supernet saw them in training and testing."""
     if native is None or int(native) == int(resolution):
         return "none: the dataset's images are already this size"
-    return (f"normalise the {native}x{native} images first, then resize to {resolution}x{resolution} with bilinear "
-            "interpolation, align_corners=False, no antialiasing (torch.nn.functional.interpolate)")
+    how = interpolate_arguments()
+    return (f"normalise the {native}x{native} images first, then resize to {resolution}x{resolution} with {how['mode']} "
+            f"interpolation, align_corners={how['align_corners']}, {'with' if how['antialias'] else 'no'} antialiasing "
+            "(torch.nn.functional.interpolate)")
 
 
 def check_export_dir(out: Path) -> Path:

@@ -16,16 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inputs import resize
 from ..problem.space import Structure
 from ..problem.spec import BlockSpec, ConvSpec, NetSpec
 from .ops import ConvBNAct, SlimConvBNAct, SlimLinear, make_act, make_pool
 
 
-def resize_batch(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Resize a batch to ``resolution`` (bilinear), the way subnets see smaller inputs."""
-    if x.shape[-1] == resolution and x.shape[-2] == resolution:
-        return x
-    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+resize_batch = resize
+"""The input pipeline's resize (:func:`pss.inputs.resize`), under the name earlier code and notebooks import."""
 
 
 class _Block(nn.Module):
@@ -127,7 +125,7 @@ class Supernet(nn.Module):
             widths = self.max_widths
         else:
             widths = structure.widths
-            x = resize_batch(x, structure.resolution)
+            x = resize(x, structure.resolution)
         for block in self.blocks:
             x = block(x, widths)
         return self.head(x)
@@ -152,7 +150,7 @@ class Supernet(nn.Module):
         if len(masks) != len(self.max_widths):
             raise ValueError(f"{len(masks)} masks for {len(self.max_widths)} dimensions")
         if resolution is not None:
-            x = resize_batch(x, resolution)
+            x = resize(x, resolution)
         for block in self.blocks:
             x = block.forward_masked(x, masks)
         return self.head(x)
@@ -178,7 +176,7 @@ class Supernet(nn.Module):
         sizes = list(chunk_sizes(x.shape[0], len(structures)) if sizes is None else sizes)
         if len(sizes) != len(structures) or sum(sizes) != x.shape[0] or min(sizes) < 1:
             raise ValueError(f"chunk sizes {sizes} do not split a batch of {x.shape[0]} into {len(structures)} chunks")
-        x = resize_batch(x, structures[0].resolution)
+        x = resize(x, structures[0].resolution)
         widths = [s.widths for s in structures]
         for block in self.blocks:
             x = block.forward_parallel(x, sizes, widths)

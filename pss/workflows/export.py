@@ -29,13 +29,14 @@ from ..data import DataBundle, load_data
 from ..errors import PssError, one_line
 from ..evaluate.selection import FrontPoint, best_within
 from ..evaluate.statistics import Accuracy
+from ..inputs import resize
 from ..io.card import ONNX_FILE, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, PARTIAL_PROGRAM_FILE, PROGRAM_FILE, STATE_FILE, card_document, check_export_dir, read_card, write_card
 from ..io.checkpoint import read_bn_stats
 from ..io.files import atomic_write_bytes, ensure_writable
 from ..io.generator import has_generator
 from ..io.run import RunDir, find_candidate, front_kinds, front_subnets, open_run, subnet_for_budget
 from ..io.tensors import load_tensors, save_tensors
-from ..nn.supernet import DenseNet, Supernet, extract_subnet, resize_batch, spec_for_classes
+from ..nn.supernet import DenseNet, Supernet, extract_subnet, spec_for_classes
 from ..problem.budgets import Budget
 from ..problem.costs import CostModel
 from ..problem.models import build_spec
@@ -463,7 +464,7 @@ def slice_difference(supernet: Supernet, dense: DenseNet, structure: Structure, 
     a = ref(x, structure)
     if classes is not None:
         a = a[:, list(classes)]
-    b = dense.eval()(resize_batch(x, structure.resolution))
+    b = dense.eval()(resize(x, structure.resolution))
     return float((a - b).abs().max())
 
 

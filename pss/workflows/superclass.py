@@ -19,7 +19,7 @@ from ..config import is_builtin_superclasses
 from ..data import DataBundle, subset_of_classes
 from ..errors import PssError
 from ..evaluate.statistics import Accuracy
-from ..nn.supernet import resize_batch
+from ..inputs import resize
 from ..problem.superclasses import SuperclassMap, resolve_superclasses
 from .loaded import TrainedRun
 
@@ -119,7 +119,7 @@ def superclass_accuracies(models: Sequence[tuple[nn.Module, int]], batches: Iter
         x, target = x[keep], target[keep]
         images += n
         for i, (model, resolution) in enumerate(models):
-            correct[i] += int((model(resize_batch(x, resolution)).argmax(1) == target).sum())
+            correct[i] += int((model(resize(x, resolution)).argmax(1) == target).sum())
     if images == 0:
         return None
     return [Accuracy(c, images) for c in correct]
