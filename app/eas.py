@@ -192,7 +192,9 @@ def _card(data: RunData, eas: easviz.EasData, r: pd.Series) -> None:
         st.metric("Parameters", pss.format_quantity(r["params"]) if np.isfinite(r["params"]) else "–", width="content")
         st.metric("Input", f"{int(r['resolution'])} px", width="content", help=symbol_help("r"))
         st.metric("Candidates", f"{int(r['candidates'])} of {int(r['draws'])} drawn", width="content",
-                  help="architectures within the budget that were calibrated and validated, of those drawn from the generator")
+                  help="architectures within the budget that were calibrated and validated, of those drawn from the "
+                  "generator. " + easviz.effort_text(r) + ": the calibrated evaluations made of the N every method is "
+                  "given, and how many of the generator's draws fit the budget (the others were rejected).")
     test = easviz.accuracy_text(r["test_acc"], r["test_lo"], r["test_hi"], r["test_images"])
     val = easviz.accuracy_text(r["val_acc"], r["val_lo"], r["val_hi"], r["val_images"])
     st.caption(f"Test: {test or 'no test split'}. Validation: {val}. Cost {r['cost_label']} of the budget "
@@ -217,10 +219,13 @@ def _other_methods(eas: easviz.EasData, r: pd.Series) -> None:
         "cost": [c or "nothing fits" for c in same["cost_label"]],
         "r (px)": [str(int(v)) if np.isfinite(v) else "" for v in same["resolution"]],
         "candidates": [f"{int(c)} of {int(d)}" for c, d in zip(same["candidates"], same["draws"])],
+        "effort": [easviz.effort_text(row) for _, row in same.iterrows()],
     })
     st.dataframe(table, hide_index=True, width="stretch", key="eas_methods")
-    st.caption("The same scenario by every method recorded: the baselines draw at random within the budget (random) "
-               "or search (OFA-T per superclass, OFA-V once for all classes).")
+    st.caption("The same scenario by every method recorded: the baselines draw uniformly within the budget (random) "
+               "or search (OFA-T per superclass, OFA-V once for all classes, N evaluations per superclass sharing "
+               "it). Effort: the calibrated evaluations made of the N each method was given, and for the methods "
+               "that draw within the ceiling, how many draws fit the budget.")
 
 
 def _export_problem(data: RunData, eas: easviz.EasData) -> str | None:
@@ -306,15 +311,19 @@ def _table(eas: easviz.EasData) -> None:
         st.info("No scenario has been generated yet: pick a superclass and a budget above and press Generate.")
         return
     split = "test" if np.isfinite(f["test_acc"]).any() else "val"
-    table = easviz.accuracy_table(f, split, eas.superclasses)
+    single = eas.one_class_superclasses
+    table = easviz.accuracy_table(f, split, eas.superclasses, excluded=single)
     help_ = {s: f"{s}: {c}" for s, c in zip(eas.superclass_map["superclass"], eas.superclass_map["classes"])}
     st.dataframe(table, hide_index=True, width="stretch", key="eas_table", column_config={
         "budget": st.column_config.TextColumn("budget θ", help=symbol_help("θ")),
-        "mean": st.column_config.TextColumn("mean %", help="mean accuracy over the superclasses with an architecture"),
+        "mean": st.column_config.TextColumn("mean %", help="accuracy over the images of the superclasses with an "
+                                            "architecture and more than one class (pooled)"),
         "mean cost": st.column_config.TextColumn("mean cost", help="mean cost of those architectures (each at most the budget)"),
         **{s: st.column_config.TextColumn(s, help=help_.get(s)) for s in eas.superclasses},
     })
-    st.caption(EAS_CHARTS["table"] + " " + easviz.images_note(f, split))
+    left_out = f" {', '.join(single)}: one class, so 100% for any model; shown, but left out of the mean." if single else ""
+    st.caption(EAS_CHARTS["table"] + " " + easviz.images_note(f, split) + " The mean pools the images of the "
+               "superclasses it counts." + left_out)
 
 
 def _training(eas: easviz.EasData) -> None:

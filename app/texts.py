@@ -54,7 +54,8 @@ CHARTS = {
 STUDY_INTRO = (
     "A **study** (`pss study`) trains every strategy with several seeds, gives each the same selection effort, "
     "and compares the subnets each run exports per budget on the **test split**, which no selection saw. "
-    "Differences are paired: the same seeds and the same test images."
+    "Differences are paired on the same test images, and each gets a verdict: *different*, *equivalent* within a "
+    "margin, *inconclusive*, or *not comparable* when a strategy had to ship a subnet it never trained."
 )
 
 STUDY_HOWTO = (
@@ -64,13 +65,21 @@ STUDY_HOWTO = (
 
 STUDY_CHARTS = {
     "accuracy": "Per budget (a ceiling), each seed's run exports its most accurate calibrated subnet that fits "
-    "(validation accuracy decides); the point is their mean test accuracy, the bar its 95% bootstrap interval over "
-    "seeds and test images.",
-    "differences": "pss minus each baseline, paired on the same seeds and test images, in percentage points; above "
-    "the dashed line pss is more accurate. Filled markers are significant at 5% (the interval excludes 0); hover for "
-    "McNemar's exact test of each seed.",
+    "(validation accuracy decides); the point is their mean test accuracy, the bar its 95% interval over seeds and "
+    "test images, the label the input resolution it ships. A **×** at the bottom is a cell that is **not comparable**: "
+    "some seed ships a subnet its strategy never trained (or none fits); it is neither a win nor a loss, and its hover "
+    "says why.",
+    "differences": "pss minus each baseline on the same test images, in percentage points; above the dashed line pss is "
+    "more accurate. **Filled**: the verdict is *different* (p < 5% after Holm's adjustment over every comparison); "
+    "**hollow**: *equivalent* (a difference beyond the margin is ruled out) or *inconclusive* (neither: the hover gives "
+    "the difference the study could have detected); **×**: not comparable, not tested. Hover for each seed pair with "
+    "McNemar's exact test.",
+    "effort": "The same selection effort for every strategy is what makes the comparison fair: a strategy that chose "
+    "among more calibrated subnets had more chances to find a good one.",
     "fronts": "Every run's Pareto front: the subnets some budget buys, drawn at their test accuracy with its 95% "
     "interval. One colour per strategy, one dash per seed; click a strategy in the legend to hide it.",
+    "tables": "Verdicts as in the main comparison: Holm's adjustment over each table's tests, 'equivalent' within the "
+    "study's margin (TOST), '—' where a cell is not comparable.",
     "cost": "Means over each strategy's runs: training time and throughput, and the time spent choosing subnets "
     "(calibration for pss, search for the others).",
 }
@@ -106,7 +115,8 @@ EAS_CHARTS = {
     "width and resolution choices), averaged over every pair of superclasses. 1 means every superclass gets the "
     "same subnet; lower means the generator specialises. Baselines recorded with `pss generate --method` are dotted.",
     "table": "EAS Table 1: per budget (a ceiling) and method, each superclass's accuracy among its own classes with "
-    "its 95% interval, then the mean over superclasses and the mean cost of the architectures. Only the validation "
+    "its 95% interval, then the mean over the images of the superclasses with more than one class (a one-class "
+    "superclass is 100% for every model) and the mean cost of the architectures. Only the validation "
     "split chose the architectures.",
     "training": "The generator's training (EAS Alg. 1) per epoch: the cross-entropy of the architectures it generates "
     "on validation images, the cost loss (Eq. 3, zero when every architecture meets its budget) and the share of "

@@ -9,18 +9,22 @@ budget). :func:`load_eas` reads both through :mod:`pss.io.generator`:
 ========== ================================= ==========================================
 table      one row per                       columns (besides the keys)
 ========== ================================= ==========================================
-scenarios  (method, superclass, budget)      superclass_index, superclass_no (1-based),
+scenarios  (method, superclass, budget)      seed, superclass_index, superclass_no (1-based),
                                              budget_label, cost_kind, found, key,
                                              resolution, macs, params, cost, cost_label,
                                              val_acc, val_lo, val_hi, val_images,
                                              test_acc, test_lo, test_hi, test_images,
-                                             candidates, draws, seconds
+                                             candidates, draws, evaluations (made),
+                                             evaluations_requested (N), in_budget,
+                                             in_budget_rate (NaN where not recorded), seconds
 training   generator training epoch          ce, constraint, within_budget
 superclass superclass                        no. (1-based), superclass, classes, class count
 ========== ================================= ==========================================
 
 Derived tables: :func:`accuracy_pivot` / :func:`accuracy_table` (EAS Table 1: per
-method and budget, each superclass's test accuracy and the mean),
+method and budget, each superclass's test accuracy and the mean, pooled over the
+test images of the superclasses with more than one class: a one-class superclass
+is 100% for any model and is left out of it),
 :func:`similarity_frame` (EAS Fig. B: mean pairwise cosine of the generated
 architectures across superclasses per budget), :func:`profile_frame` (widths
 o_i / o_max per layer of several superclasses' architectures at one budget).
@@ -66,9 +70,10 @@ METHOD_NAMES = {"eas": "EAS (generator)", "random": "random", "ofa-t": "OFA-T", 
 #: rows of the accuracy table within one budget: the baselines first, EAS last (as EAS Table 1)
 METHOD_ORDER = ("random", "ofa-v", "ofa-t", "eas")
 SCENARIO_COLUMNS = [
-    "method", "superclass", "superclass_index", "superclass_no", "budget", "budget_label", "cost_kind", "found", "key",
+    "method", "seed", "superclass", "superclass_index", "superclass_no", "budget", "budget_label", "cost_kind", "found", "key",
     "resolution", "macs", "params", "cost", "cost_label", "val_acc", "val_lo", "val_hi", "val_images",
-    "test_acc", "test_lo", "test_hi", "test_images", "candidates", "draws", "seconds",
+    "test_acc", "test_lo", "test_hi", "test_images", "candidates", "draws", "evaluations", "evaluations_requested",
+    "in_budget", "in_budget_rate", "seconds",
 ]
 PROFILE_COLUMNS = ["superclass", "superclass_index", "method", "series", "budget", "layer", "name", "ratio", "width", "o_max",
                    "resolution", "cost", "key", "multiplier"]
@@ -128,6 +133,12 @@ class EasData:
     def class_names(self) -> list[str]:
         return [str(c) for c in self.run.get("dataset", {}).get("class_names") or []]
 
+    @property
+    def one_class_superclasses(self) -> list[str]:
+        """Superclasses of one class: 100% for any model (argmax over one logit), so left out of every mean."""
+        m = self.superclass_map
+        return [str(s) for s, n in zip(m["superclass"], m["class count"]) if int(n) < 2] if len(m) else []
+
 
 def eas_signature(path: str | Path) -> tuple:
     """A cheap fingerprint of the generator's files (a cache key; changes when one is trained or generates)."""
@@ -171,6 +182,11 @@ def _accuracy(block: dict[str, Any] | None) -> tuple[float, float, float, float]
     return float(block.get("accuracy", np.nan)), float(lo), float(hi), float(block.get("images", np.nan))
 
 
+def _number(value: Any) -> float:
+    """A count or rate a record may lack (written before it was recorded, or not applicable): NaN then."""
+    return float(value) if value is not None else np.nan
+
+
 def scenario_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """scenarios.json's records as one row each (columns :data:`SCENARIO_COLUMNS`), sorted by method, superclass, budget.
 
@@ -185,7 +201,7 @@ def scenario_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         cost = float(costs.get(kind, np.nan)) if costs else np.nan
         s = Structure.from_json(structure) if structure else None
         rows.append({
-            "method": str(r.get("method", "eas")), "superclass": str(r["superclass"]),
+            "method": str(r.get("method", "eas")), "seed": int(r.get("seed", 0)), "superclass": str(r["superclass"]),
             "superclass_index": int(r.get("superclass_index", 0)), "superclass_no": int(r.get("superclass_index", 0)) + 1,
             "budget": float(r["budget"]), "budget_label": format_cost(float(r["budget"]), kind), "cost_kind": kind,
             "found": s is not None, "key": s.key if s else "", "resolution": float(s.resolution) if s else np.nan,
@@ -193,7 +209,10 @@ def scenario_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "cost_label": format_cost(cost, kind) if np.isfinite(cost) else "",
             "val_acc": val[0], "val_lo": val[1], "val_hi": val[2], "val_images": val[3],
             "test_acc": test[0], "test_lo": test[1], "test_hi": test[2], "test_images": test[3],
-            "candidates": int(r.get("candidates", 0)), "draws": int(r.get("draws", 0)), "seconds": float(r.get("seconds", np.nan)),
+            "candidates": int(r.get("candidates", 0)), "draws": int(r.get("draws", 0)),
+            "evaluations": _number(r.get("evaluations")), "evaluations_requested": _number(r.get("evaluations_requested")),
+            "in_budget": _number(r.get("in_budget")), "in_budget_rate": _number(r.get("in_budget_rate")),
+            "seconds": float(r.get("seconds", np.nan)),
         })
     frame = pd.DataFrame(rows, columns=SCENARIO_COLUMNS)
     if not len(frame):
@@ -341,6 +360,19 @@ def accuracy_text(acc: float, lo: float, hi: float, images: float | None = None)
     return text + (f" ({', '.join(inside)})" if inside else "")
 
 
+def effort_text(record: pd.Series | dict[str, Any]) -> str:
+    """What a scenario's choice cost, short: "10 of 10 evaluations; 31 of 64 draws fit (48%)"; older records
+    (no evaluation count): "10 of 64 drawn"."""
+    made, asked = record.get("evaluations", np.nan), record.get("evaluations_requested", np.nan)
+    if made is None or not np.isfinite(made):
+        return f"{int(record['candidates'])} of {int(record['draws'])} drawn"
+    text = f"{made:g} of {asked:g} evaluations" if asked is not None and np.isfinite(asked) else f"{made:g} evaluations"
+    rate = record.get("in_budget_rate", np.nan)
+    if rate is not None and np.isfinite(rate):
+        text += f"; {int(record['in_budget'])} of {int(record['draws'])} draws fit ({100 * rate:.0f}%)"
+    return text
+
+
 # ---------------------------------------------------------------------------- EAS Table 1
 def _split(split: str) -> str:
     if split not in ("test", "val"):
@@ -360,31 +392,50 @@ def _row_order(frame: pd.DataFrame) -> list[tuple[float, str]]:
     return sorted(keys, key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
 
 
-def accuracy_pivot(frame: pd.DataFrame, split: str = "test", superclasses: Sequence[str] | None = None) -> pd.DataFrame:
+def _pooled_mean(accs: Sequence[float], images: Sequence[float]) -> float:
+    """Accuracy over all the images of the cells given (each cell's accuracy weighted by its image count; cells
+    without a count weigh equally); NaN when none is measured."""
+    pairs = [(a, n) for a, n in zip(accs, images) if np.isfinite(a)]
+    if not pairs:
+        return np.nan
+    if all(np.isfinite(n) and n > 0 for _, n in pairs):
+        return float(sum(a * n for a, n in pairs) / sum(n for _, n in pairs))
+    return float(np.mean([a for a, _ in pairs]))
+
+
+def accuracy_pivot(frame: pd.DataFrame, split: str = "test", superclasses: Sequence[str] | None = None,
+                   excluded: Sequence[str] = ()) -> pd.DataFrame:
     """EAS Table 1 in numbers: one row per (budget, method), a column per superclass (its accuracy on ``split``,
-    "test" or "val", among its own classes), ``mean`` over the superclasses with an architecture, ``found`` (how
-    many), and ``mean_cost`` (mean cost of those architectures). NaN where there is no record or nothing fitted."""
+    "test" or "val", among its own classes), ``mean`` over the images of the superclasses with an architecture
+    except those ``excluded`` (one-class superclasses: :attr:`EasData.one_class_superclasses`), ``found`` (how
+    many of those), and ``mean_cost`` (mean cost of their architectures). NaN where there is no record or
+    nothing fitted. The mean pools images, as bench/eas.py does: a superclass weighs as many images as it has."""
     col = f"{_split(split)}_acc"
     names = _superclass_order(frame, superclasses)
+    counted = [s for s in names if s not in set(excluded)]
     rows = []
     for budget, method in _row_order(frame):
         g = frame[(frame["method"] == method) & frame["budget"].map(lambda b: same_budget(b, budget))]
         by = {s: r for s, r in zip(g["superclass"], g.itertuples())}
-        accs = [float(getattr(by[s], col)) if s in by else np.nan for s in names]
-        found = g[g["found"]]
-        rows.append({"budget": budget, "method": method, **dict(zip(names, accs)),
-                     "mean": float(np.nanmean(accs)) if np.isfinite(accs).any() else np.nan,
-                     "found": int(np.isfinite(accs).sum()),
+        accs = {s: float(getattr(by[s], col)) if s in by else np.nan for s in names}
+        images = [float(getattr(by[s], f"{split}_images")) if s in by else np.nan for s in counted]
+        found = g[g["found"] & g["superclass"].isin(counted)]
+        rows.append({"budget": budget, "method": method, **accs,
+                     "mean": _pooled_mean([accs[s] for s in counted], images),
+                     "found": int(np.isfinite([accs[s] for s in counted]).sum()) if counted else 0,
                      "mean_cost": float(found["cost"].mean()) if len(found) else np.nan})
     return pd.DataFrame(rows, columns=["budget", "method", *names, "mean", "found", "mean_cost"])
 
 
-def accuracy_table(frame: pd.DataFrame, split: str = "test", superclasses: Sequence[str] | None = None) -> pd.DataFrame:
+def accuracy_table(frame: pd.DataFrame, split: str = "test", superclasses: Sequence[str] | None = None,
+                   excluded: Sequence[str] = ()) -> pd.DataFrame:
     """:func:`accuracy_pivot` for people: budget in human units, the method's name, each cell
     "75.9 (74.5–77.2)" (accuracy and its 95% interval, in %), "–" without a record, "nothing fits"; the mean
-    over superclasses (with "k of n" when some are missing) and the mean cost of the architectures."""
-    pivot = accuracy_pivot(frame, split, superclasses)
+    over the superclasses not ``excluded`` (with "k of n" when some are missing) and the mean cost of their
+    architectures."""
+    pivot = accuracy_pivot(frame, split, superclasses, excluded)
     names = [c for c in pivot.columns if c not in ("budget", "method", "mean", "found", "mean_cost")]
+    counted = [s for s in names if s not in set(excluded)]
     kind = str(frame["cost_kind"].iloc[0]) if len(frame) else "macs"
     lo_col, hi_col = f"{split}_lo", f"{split}_hi"
     rows = []
@@ -403,7 +454,7 @@ def accuracy_table(frame: pd.DataFrame, split: str = "test", superclasses: Seque
             else:
                 row[s] = f"{100 * r[f'{split}_acc']:.1f} ({100 * r[lo_col]:.1f}–{100 * r[hi_col]:.1f})"
         mean = p["mean"]
-        row["mean"] = "" if not np.isfinite(mean) else f"{100 * mean:.1f}" + ("" if p["found"] == len(names) else f" ({p['found']} of {len(names)})")
+        row["mean"] = "" if not np.isfinite(mean) else f"{100 * mean:.1f}" + ("" if p["found"] == len(counted) else f" ({p['found']} of {len(counted)})")
         row["mean cost"] = format_cost(p["mean_cost"], kind) if np.isfinite(p["mean_cost"]) else ""
         rows.append(row)
     return pd.DataFrame(rows, columns=["budget", "method", *names, "mean", "mean cost"])

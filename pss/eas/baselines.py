@@ -1,12 +1,16 @@
 """The baselines EAS compares its generator with (Sec. 4, "Compared methods" and Fig. 5), on our search code.
 
 * **random** -- architectures drawn uniformly from S (Sec. 3.1's sampler) and
-  kept when within the budget; EAS draws one per scenario, we give it as many
-  calibrated evaluations as the generator gets, so it is a fair best-of-N.
+  kept when within the budget: N distinct uniform draws within the ceiling. EAS
+  draws one per scenario; we give it the same N calibrated evaluations as the
+  generator, which draws from its own distribution with the same rejection and
+  the same distinctness. So EAS minus random isolates the generator: everything
+  but the distribution the N candidates come from is the same.
 * **OFA-T** -- an evolutionary search per (superclass, budget), its fitness the
-  superclass's validation accuracy (OFA's search, per task).
+  superclass's validation accuracy (OFA's search, per task), N evaluations.
 * **OFA-V** -- one evolutionary search per budget over all classes; the
-  architecture it finds is used for every superclass.
+  architecture it finds is used for every superclass. It gets N evaluations per
+  scenario that shares it (N x K for K superclasses at that budget).
 
 The evolutionary loop is the library's (:func:`pss.evolution.operators.evolve`:
 mutation and crossover under the budget, SPOS protocol) with uniform marginals
@@ -24,29 +28,45 @@ from ..evolution.operators import EvolutionResult, evolve
 from ..problem.costs import CostModel
 from ..problem.space import Structure
 from ..sampling.marginals import Marginals
+from .draws import DrawTally
+
+
+def uniform_within_budget(cost_model: CostModel, budget: float, n: int, rng: np.random.Generator, kind: str = "macs",
+                          exclude: set[str] | None = None, max_trials: int = 100_000) -> tuple[list[Structure], DrawTally]:
+    """Up to n distinct structures drawn uniformly from S (Sec. 3.1) whose cost is <= budget (rejection sampling),
+    and the tally of every draw made (in rounds of at least 64; the whole last round is counted)."""
+    space = cost_model.space
+    seen = set(exclude or ())
+    out: list[Structure] = []
+    tally = DrawTally()
+    while len(out) < n and tally.draws < max_trials:
+        chunk = max(64, 4 * (n - len(out)))
+        widths, res = space.sample_uniform_arrays(chunk, rng)
+        fits = cost_model.cost_array(kind, widths, res) <= budget
+        tally.add(res, fits)
+        for w, r in zip(widths[fits], res[fits]):
+            s = Structure(tuple(w), int(r))
+            if s.key not in seen:
+                seen.add(s.key)
+                out.append(s)
+                if len(out) == n:
+                    break
+    return out, tally
+
+
+def uniform_tally(cost_model: CostModel, budget: float, draws: int, rng: np.random.Generator, kind: str = "macs") -> DrawTally:
+    """The tally of ``draws`` uniform draws from S at this ceiling, nothing kept: how often S itself fits."""
+    tally = DrawTally()
+    while tally.draws < draws:
+        widths, res = cost_model.space.sample_uniform_arrays(min(4096, draws - tally.draws), rng)
+        tally.add(res, cost_model.cost_array(kind, widths, res) <= budget)
+    return tally
 
 
 def random_within_budget(cost_model: CostModel, budget: float, n: int, rng: np.random.Generator, kind: str = "macs",
                          exclude: set[str] | None = None, max_trials: int = 100_000) -> list[Structure]:
-    """Up to n distinct structures drawn uniformly from S (Sec. 3.1) whose cost is <= budget (rejection sampling)."""
-    space = cost_model.space
-    seen = set(exclude or ())
-    out: list[Structure] = []
-    trials = 0
-    while len(out) < n and trials < max_trials:
-        chunk = max(64, 4 * (n - len(out)))
-        widths, res = space.sample_uniform_arrays(chunk, rng)
-        costs = cost_model.cost_array(kind, widths, res)
-        trials += chunk
-        for w, r, c in zip(widths, res, costs):
-            if c <= budget:
-                s = Structure(tuple(w), int(r))
-                if s.key not in seen:
-                    seen.add(s.key)
-                    out.append(s)
-                    if len(out) == n:
-                        break
-    return out
+    """:func:`uniform_within_budget` without the tally (the evolutionary search's refill)."""
+    return uniform_within_budget(cost_model, budget, n, rng, kind, exclude, max_trials)[0]
 
 
 def evolutionary_search(cost_model: CostModel, budget: float, fitness: Callable[[Sequence[Structure]], Sequence[float]],

@@ -50,6 +50,7 @@ from ..evaluate.statistics import Accuracy
 from ..nn.supernet import Supernet, resize_batch
 from ..problem.costs import CostModel
 from ..problem.space import Structure
+from .draws import DrawTally
 from .gates import GateLayout, channel_masks, decode_arrays, gumbel_sigmoid, resolution_weights, soft_cost
 from .generator import ArchitectureGenerator, scenario_tensors
 
@@ -221,12 +222,18 @@ def train_generator(
 # ---------------------------------------------------------------------------- inference
 @dataclass(frozen=True)
 class Candidates:
-    """The architectures drawn for one scenario: within budget, and how many draws it took."""
+    """The architectures drawn for one scenario: distinct and within budget, and the tally of every draw it took."""
 
     superclass: int
     budget: float
     structures: tuple[Structure, ...]
-    draws: int
+    tally: DrawTally
+    fallback: bool = False
+    """Nothing drawn fitted, so the cheapest architecture of the space is the one candidate."""
+
+    @property
+    def draws(self) -> int:
+        return self.tally.draws
 
 
 @torch.no_grad()
@@ -238,30 +245,49 @@ def gate_probabilities(gen: ArchitectureGenerator, superclasses: Sequence[int], 
 
 
 def draw_within_budget(layout: GateLayout, cost_model: CostModel, probs: torch.Tensor, budget: float, samples: int,
-                       rng: torch.Generator, kind: str = "macs", max_draws: int | None = None) -> tuple[list[Structure], int]:
+                       rng: torch.Generator, kind: str = "macs", max_draws: int | None = None) -> tuple[list[Structure], DrawTally]:
     """Up to ``samples`` distinct architectures from one scenario's probabilities whose cost is <= budget.
 
     Draws in rounds (decoded and costed as arrays) until enough distinct ones fit
-    or ``max_draws`` (default 50 x samples) is spent; ``draws`` counts every
-    architecture drawn. Returns (structures, draws made); it may
-    return fewer than ``samples`` (none when the distribution never fits).
+    or ``max_draws`` (default 50 x samples) is spent. The tally counts every
+    architecture drawn, the whole last round included (each was drawn and
+    costed), so its in-budget rate is the generator's, not the stopping rule's.
+    It may return fewer than ``samples`` (none when the distribution never fits).
     """
     max_draws = max_draws or 50 * samples
     found: dict[str, Structure] = {}
-    draws = 0
-    while len(found) < samples and draws < max_draws:
-        chunk = min(max(64, 4 * samples), max_draws - draws)  # vectorised rounds: one decode and one cost call each
+    tally = DrawTally()
+    while len(found) < samples and tally.draws < max_draws:
+        chunk = min(max(64, 4 * samples), max_draws - tally.draws)  # vectorised rounds: one decode and one cost call each
         bits = (torch.rand((chunk, probs.shape[-1]), generator=rng) < probs[None, :]).numpy()
-        draws += chunk
         widths, res = decode_arrays(layout, bits)
         fits = cost_model.cost_array(kind, widths, res) <= budget
+        tally.add(res, fits)
         for w, r in zip(widths[fits], res[fits]):
             s = Structure(tuple(w), int(r))
             if s.key not in found:
                 found[s.key] = s
                 if len(found) == samples:
                     break
-    return list(found.values()), draws
+    return list(found.values()), tally
+
+
+def draw_tallies(gen: ArchitectureGenerator, cost_model: CostModel, scenarios: Sequence[tuple[int, float]], draws: int,
+                 seed: int = 0, kind: str = "macs") -> list[DrawTally]:
+    """Per scenario (superclass index, budget): the tally of ``draws`` architectures drawn from the generator,
+    nothing kept or calibrated -- its in-budget rate and resolutions measured with as many draws as wanted."""
+    probs = gate_probabilities(gen, [k for k, _ in scenarios], [b for _, b in scenarios])
+    rng = torch.Generator().manual_seed(seed)
+    out = []
+    for (_, b), p in zip(scenarios, probs):
+        tally = DrawTally()
+        while tally.draws < draws:
+            chunk = min(4096, draws - tally.draws)
+            bits = (torch.rand((chunk, p.shape[-1]), generator=rng) < p[None, :]).numpy()
+            widths, res = decode_arrays(gen.layout, bits)
+            tally.add(res, cost_model.cost_array(kind, widths, res) <= b)
+        out.append(tally)
+    return out
 
 
 def generate_candidates(gen: ArchitectureGenerator, cost_model: CostModel, scenarios: Sequence[tuple[int, float]],
@@ -270,17 +296,19 @@ def generate_candidates(gen: ArchitectureGenerator, cost_model: CostModel, scena
 
     When the distribution of a scenario yields none within budget (a budget
     under what it learned), the cheapest architecture of the space is its one
-    candidate if it fits; none otherwise.
+    candidate if it fits (``fallback``); none otherwise.
     """
     probs = gate_probabilities(gen, [k for k, _ in scenarios], [b for _, b in scenarios])
     rng = torch.Generator().manual_seed(seed)
     out = []
     for (k, b), p in zip(scenarios, probs):
-        found, draws = draw_within_budget(gen.layout, cost_model, p, b, samples, rng, kind)
+        found, tally = draw_within_budget(gen.layout, cost_model, p, b, samples, rng, kind)
+        fallback = False
         if not found:
             smallest = cost_model.space.min_structure
             found = [smallest] if cost_model.cost(kind, smallest) <= b else []
-        out.append(Candidates(int(k), float(b), tuple(found), draws))
+            fallback = bool(found)
+        out.append(Candidates(int(k), float(b), tuple(found), tally, fallback))
     return out
 
 

@@ -89,17 +89,19 @@ def read_bn_stats(run: RunDir) -> dict[str, dict[str, torch.Tensor]]:
                        "run pss calibrate again") from None
 
 
-def write_generator_weights(run_path: str | Path, state: dict[str, torch.Tensor]) -> None:
-    """The architecture generator's state dict, beside its description (pss.io.generator)."""
-    folder = generator_dir(run_path)
+def write_generator_weights(run_path: str | Path, state: dict[str, torch.Tensor], seed: int = 0) -> None:
+    """The architecture generator's state dict (of generator seed ``seed``), beside its description (pss.io.generator)."""
+    folder = generator_dir(run_path, seed)
     folder.mkdir(exist_ok=True)
     save_tensors({k: v.detach().cpu() for k, v in state.items()}, folder / GENERATOR_WEIGHTS)
 
 
-def read_generator_weights(run_path: str | Path) -> dict[str, torch.Tensor]:
-    path = generator_dir(run_path) / GENERATOR_WEIGHTS
+def read_generator_weights(run_path: str | Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    path = generator_dir(run_path, seed) / GENERATOR_WEIGHTS
     if not path.is_file():
-        raise PssError(f"run {run_path} has no architecture generator weights; train them with `pss generate {run_path} --train`")
+        again = f" --seed {seed}" if seed else ""
+        raise PssError(f"run {run_path} has no architecture generator weights{' for seed ' + str(seed) if seed else ''}; "
+                       f"train them with `pss generate {run_path} --train{again}`")
     state = load_tensors(path, "generator weights")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PssError(f"generator weights {path} do not hold a state dict; train the generator again with --train")

@@ -18,7 +18,7 @@ import pytest
 
 import helpers
 from pss.eas.similarity import architecture_vector, mean_pairwise_cosine
-from pss.io.generator import generator_document, scenario_record, write_generator_document, write_scenarios
+from pss.io.generator import draw_tally_json, generator_document, scenario_record, write_generator_document, write_scenarios
 from pss.problem.space import Structure
 from pss.units import format_cost
 from pssviz import eas as easviz
@@ -178,7 +178,8 @@ def test_accuracy_pivot_and_table(eas):
     assert list(pivot.columns) == ["budget", "method", "vehicles", "animals", "mean", "found", "mean_cost"]
     assert list(zip(pivot["budget"], pivot["method"])) == [(B1, "random"), (B1, "eas"), (B2, "eas"), (B3, "eas")]
     row = pivot.iloc[1]
-    assert row["vehicles"] == pytest.approx(0.8) and row["animals"] == pytest.approx(0.7) and row["mean"] == pytest.approx(0.75)
+    assert row["vehicles"] == pytest.approx(0.8) and row["animals"] == pytest.approx(0.7)
+    assert row["mean"] == pytest.approx((0.8 * 400 + 0.7 * 600) / 1000), "pooled over both superclasses' test images"
     assert row["mean_cost"] == pytest.approx(B1 * 0.9)
     assert pivot.iloc[3]["found"] == 1 and np.isnan(pivot.iloc[3]["animals"]) and pivot.iloc[3]["mean"] == pytest.approx(0.85)
     val = easviz.accuracy_pivot(f, "val")
@@ -189,11 +190,40 @@ def test_accuracy_pivot_and_table(eas):
     assert list(table.columns) == ["budget", "method", "vehicles", "animals", "mean", "mean cost"]
     assert list(table["method"]) == ["random", "EAS (generator)", "EAS (generator)", "EAS (generator)"]
     assert list(table["budget"]) == ["6M MACs", "6M MACs", "8M MACs", "9.5M MACs"]
-    assert table.iloc[1]["vehicles"] == "80.0 (75.0–84.0)" and table.iloc[1]["mean"] == "75.0"
+    assert table.iloc[1]["vehicles"] == "80.0 (75.0–84.0)" and table.iloc[1]["mean"] == "74.0"
     assert table.iloc[0]["animals"] == easviz.NOTHING_FITS and table.iloc[0]["mean"] == "75.0 (1 of 2)"
     assert table.iloc[3]["animals"] == easviz.NO_RECORD and table.iloc[3]["mean cost"] == format_cost(B3 * 0.9, "macs")
     cells = table.astype(str).to_numpy().ravel().tolist()
     assert "None" not in cells and "nan" not in cells
+
+
+def test_one_class_superclasses_are_left_out_of_the_mean(eas):
+    f = eas.scenarios
+    pivot = easviz.accuracy_pivot(f, excluded=["animals"])
+    row = pivot.iloc[1]
+    assert row["animals"] == pytest.approx(0.7), "still shown"
+    assert row["mean"] == pytest.approx(0.8) and row["found"] == 1, "but not in the mean"
+    table = easviz.accuracy_table(f, excluded=["animals"])
+    assert table.iloc[1]["mean"] == "80.0" and table.iloc[1]["animals"].startswith("70.0")
+    assert table.iloc[0]["mean"] == "75.0", "random's missing animals record does not count as missing"
+    assert eas.one_class_superclasses == []
+    bags = easviz.EasData(path=Path("."), run={"dataset": {"class_names": ["a", "b", "c"]}}, scenarios=f.iloc[:0],
+                          doc={"superclasses": {"superclasses": ["two", "bags"], "class_superclass": [0, 0, 1]}})
+    assert bags.one_class_superclasses == ["bags"]
+
+
+def test_effort_and_in_budget_rate_per_scenario(eas, structures):
+    record = scenario_record(
+        method="eas", seed=2, superclass="vehicles", superclass_index=0, budget=B1, kind="macs",
+        structure=structures["narrow"].to_json(), costs={"macs": B1 * 0.9, "params": 1.0}, validation=_accuracy(0.8, 200),
+        test=_accuracy(0.8, 400), candidates=10, draws=0, seconds=1.0, evaluations=10, evaluations_requested=10,
+        tally=draw_tally_json(64, 31, {28: 30, 32: 34}, {28: 31}))
+    row = easviz.scenario_frame([record]).iloc[0]
+    assert row["seed"] == 2 and row["draws"] == 64 and row["in_budget"] == 31 and row["in_budget_rate"] == pytest.approx(31 / 64)
+    assert row["evaluations"] == row["evaluations_requested"] == 10
+    assert easviz.effort_text(row) == "10 of 10 evaluations; 31 of 64 draws fit (48%)"
+    old = eas.scenarios.iloc[0]  # written without effort: its counts are NaN and the text says what is known
+    assert np.isnan(old["evaluations"]) and np.isnan(old["in_budget_rate"]) and easviz.effort_text(old) == "4 of 9 drawn"
 
 
 def test_the_note_on_test_images(eas):
