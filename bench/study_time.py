@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from pss.config import load_study
+from pss.data import load_data
 from pss.io.run import RunDir
 from pss.io.study import read_study
 from pss.workflows.study import format_duration, study_seconds
@@ -43,11 +44,14 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     study = load_study(args.study)
-    print(f"study {args.study}: {', '.join(study.strategies)} x seeds {study.seeds}; {torch.get_num_threads()} threads")
+    print(f"study {args.study}: {', '.join(f'{s} x {len(study.seeds_of(s))} seeds' for s in study.strategies)}; "
+          f"{torch.get_num_threads()} threads")
     total = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in study.strategies:
-            cfg = study.run_config(strategy, study.seeds[0])
+            seeds = study.seeds_of(strategy)
+            cfg = study.run_config(strategy, seeds[0])
+            full = load_data(cfg, create=False).num_train  # the whole training split, before any --train-limit
             epochs = cfg.epochs
             cfg.epochs, cfg.progress = 1, False
             if args.train_limit:
@@ -56,13 +60,12 @@ def main(argv=None) -> int:
             run = train(cfg, Path(tmp) / strategy)
             wall = time.perf_counter() - t0
             snap = RunDir(run.path).read_snapshots()[-1]
-            full = RunDir(run.path).read_run()["dataset"]["num_train"]
             scale = 1.0 if not args.train_limit else full / min(args.train_limit, full)
             epoch = float(snap["seconds"]) * scale
-            projected = epoch * epochs * len(study.seeds)
+            projected = epoch * epochs * len(seeds)
             total += projected
             print(f"{strategy:8s} one epoch {epoch:7.1f} s ({snap['images_per_second']:.0f} images/s; process {wall:.0f} s "
-                  f"with start-up) -> {len(study.seeds)} runs x {epochs} epochs: {format_duration(projected)}")
+                  f"with start-up) -> {len(seeds)} runs x {epochs} epochs: {format_duration(projected)}")
     print(f"projected training, idle machine: {format_duration(total)}")
     if args.study_dir:
         doc = read_study(args.study_dir)

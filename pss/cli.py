@@ -193,15 +193,18 @@ def _add_search(sub) -> None:
         "evaluated subnet gets its BN statistics re-estimated and is validated (Eq. 5); the top-k per budget are "
         "written as RUN_DIR/calibration/front.json + bn_stats.pt, like `pss calibrate`, so `pss export`, "
         "`pss compare` and the dashboard use them unchanged. Needed for strategies without pools "
-        "(uniform, mutual, random, pse); also a check of what the pools found.",
+        "(uniform, mutual, random, pse); also a check of what the pools found. Only the configurations the run's "
+        "strategy trained are searched (US-Net: uniform widths at the largest resolution; MutualNet: uniform widths; "
+        "PSE-Net: the largest resolution).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  pss search runs/uniform --method random --evaluations 20\n"
+        epilog="examples:\n  pss search runs/uniform --evaluations 20          # uniform widths, what US-Net trained\n"
         "  pss search runs/pse --method evolution --budgets 6M,8M,10M --tolerance 400K",
     )
     r.add_argument("run", metavar="RUN_DIR")
-    r.add_argument("--method", choices=list(SEARCH_METHODS), default="evolution",
-                   help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (default); "
-                   "uniform: uniform-width subnets only (the fair search for US-Net/MutualNet runs)")
+    r.add_argument("--method", choices=list(SEARCH_METHODS), default=None,
+                   help="random: uniform draws from S within the band; evolution: PSE-Net Eq. 15-20 (the default for "
+                   "runs that trained layer-wise widths); uniform: uniform-width subnets only (the default, and the "
+                   "only method, for US-Net/MutualNet runs)")
     r.add_argument("--budgets", metavar="B1,B2,...", help="budgets with optional units (default: the run's own theta)")
     r.add_argument("--constraint", choices=list(COST_KINDS), help="cost of the budgets (default: the run's)")
     r.add_argument("--tolerance", metavar="DELTA", help="half-width of each budget band, e.g. 400K (default: the run's delta)")
@@ -277,26 +280,32 @@ def _add_compare(sub) -> None:
 
 
 STUDY_EPILOG = """built-in study (run it by name):
-  fashion-mnist   pss, uniform, mutual, random, pse x 2 seeds on the full Fashion-MNIST (offline through the
-                  Debian package dataset-fashion-mnist), MobileNetV1 x0.25, 6 epochs (measured: README, `pss study`):
-                  pss study fashion-mnist --out runs/study
+  fashion-mnist   pss and random x 5 seeds, uniform, mutual, pse x 3 seeds on the full Fashion-MNIST (offline
+                  through the Debian package dataset-fashion-mnist), MobileNetV1 x0.25, widths 0.25-1.0 at
+                  20/24/28 px, 20 epochs (the file says why; wall time measured in README):
+                  pss study fashion-mnist --out runs/study --workers 2
 
 a study file (YAML):
   description: PSS vs baselines on Fashion-MNIST
   recipe: fashion-mnist-mbv1              # a preset or a config file, as `pss train` takes
-  set: {epochs: 10}                       # config overrides for every run
+  set: {epochs: 10, lower_bound: 0.25}    # config overrides for every run
   strategies: [pss, uniform, mutual, random, pse]
-  seeds: [0, 1, 2]
+  seeds: [0, 1, 2]                        # or per strategy: {pss: [0, 1, 2, 3, 4], uniform: [0, 1, 2], ...}
   budgets: [1.5M, 2M, 2.5M]               # ceilings; omit for the pools' upper edges theta + delta
-  evaluations: 16                         # calibrated subnets per budget, the same for every strategy
+  evaluations: 16                         # calibrated subnets per budget band, the same for every strategy
+  equivalence_margin: 0.5                 # points: 'equivalent' rules out larger differences (TOST)
   selection: {random: evolution}          # optional; defaults: pss calibrate (its pools), uniform and
                                           # mutual uniform-width search, random and pse evolution
   pack: true                              # optional: store finished runs as `pss pack` does, before selection
 writes STUDY_DIR/study.yaml, runs/<strategy>-s<seed>/ (ordinary runs: the dashboard opens them),
 study.json (every number), report.md and report.html (figures; open it in a browser, no network needed),
 with PSS-Net Table 6 (pool subnets vs evolutionary search on the same supernet) and Table 8 (top-1/5/20
-calibration) from the same runs. Run the same command again to continue an interrupted study; changing
-budgets, evaluations or selection re-selects without retraining."""
+calibration) from the same runs. Each strategy's subnets are searched, and compared, only among the
+configurations it trained (US-Net: uniform widths at the largest resolution); a ceiling where a strategy
+has none is 'not comparable' and never counted as a win or a loss. Every verdict is 'different',
+'equivalent within the margin' or 'inconclusive' (Holm-adjusted over all tests), with the difference the
+study could have detected at 80% power. Run the same command again to continue an interrupted study;
+changing budgets, evaluations or selection re-selects without retraining."""
 
 
 def _add_study(sub) -> None:
@@ -306,15 +315,18 @@ def _add_study(sub) -> None:
         help="compare training strategies over seeds with paired statistics on the test split",
         description="Train every (strategy, seed) of a study file as an ordinary run (finished runs are skipped, "
         "interrupted ones resumed), give each its per-budget subnets with the same number of calibrated evaluations, "
-        "then report per budget each strategy's test accuracy (mean over seeds, bootstrap 95%% interval) and the "
-        "paired difference pss minus each baseline on the same test images (bootstrap interval, significance at 5%%, "
-        "McNemar's exact test per seed).",
+        "then report per budget each strategy's test accuracy (mean over seeds, 95%% interval from the seeds' spread and "
+        "the test images) and pss minus each baseline on the same test images (interval, Holm-adjusted verdict, "
+        "equivalence test, detectable difference, McNemar's exact test per seed pair).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=STUDY_EPILOG,
     )
     s.add_argument("study", metavar="STUDY.yaml", help="a study file, or the name of a built-in study (fashion-mnist)")
     s.add_argument("--out", required=True, metavar="STUDY_DIR", help="directory of the study (new, empty, or this study's)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train and select N runs at once, each in its own process with its share of the CPU threads "
+                        "(e.g. 2 on a 2-core machine; default 1)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -329,7 +341,7 @@ examples:
 The generator maps (superclass, budget) to the probabilities of nested binary gates that switch channel groups
 and the input resolution on (EAS Sec. 3.2); generating draws architectures within the budget from them,
 calibrates each (BN statistics from training images of all classes, as pss calibrate), keeps the best on the
-superclass's validation images and reports its accuracy on the superclass's test images. Results go to RUN_DIR/generator/scenarios.json (the dashboard's EAS page).
+superclass's validation images and reports its accuracy on the superclass's test images. Results go to RUN_DIR/generator/scenarios.json (generator-sS/ for --seed S; the dashboard's EAS page).
 """
 
 
@@ -355,13 +367,15 @@ def _add_generate(sub) -> None:
     g.add_argument("--batch-size", type=int, dest="batch_size", help="with --train: validation images per step (default 128)")
     g.add_argument("--superclass", metavar="NAME", help="a superclass of the generator's map, or 'all'")
     g.add_argument("--budget", nargs="+", metavar="B", help="ceilings in the generator's cost kind: 2M, 1.5e6, ...")
-    g.add_argument("--samples", type=int, default=10, help="architectures within budget calibrated per scenario (default 10)")
+    g.add_argument("--samples", type=int, default=10, help="older name of --evaluations (default 10)")
     g.add_argument("--method", default="eas", choices=("eas", "random", "ofa-t", "ofa-v"),
                    help="eas: the generator (default); the baselines: random (uniform draws within the budget, as many as "
                    "--samples), ofa-t (an evolutionary search per superclass), ofa-v (one search over all classes per budget, "
                    "its architecture used for every superclass)")
-    g.add_argument("--evaluations", type=int, help="calibrated evaluations of an ofa-t / ofa-v search (default 4 x --samples)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the generator's training and of the draws")
+    g.add_argument("--evaluations", type=int, help="N calibrated evaluations per scenario, the same for every method "
+                   "(default: --samples)")
+    g.add_argument("--seed", type=int, default=0, help="the replicate: generator seed (RUN_DIR/generator-sS/ for S > 0) "
+                   "and the seed of the draws and searches")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -400,7 +414,7 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_study(args) -> int:
-    doc = api.run_study(args.study, args.out, device=args.device, progress=not args.quiet)
+    doc = api.run_study(args.study, args.out, device=args.device, progress=not args.quiet, workers=args.workers)
     print(api.format_report(doc))
     out = Path(args.out).expanduser()
     extra = " and report.html" if (out / "report.html").is_file() else ""

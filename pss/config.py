@@ -424,6 +424,9 @@ def config_keys_help() -> str:
 STUDY_SELECTIONS = ("calibrate", "uniform", "random", "evolution")
 """How a study gives a trained run its per-budget subnets: `pss calibrate` (the pools) or a `pss search` method."""
 
+MAX_STUDY_SEEDS = 100
+"""A study trains one run per (strategy, seed): more seeds than this is a typo, not a plan."""
+
 DEFAULT_SELECTION = {"pss": "calibrate", "uniform": "uniform", "mutual": "uniform", "random": "evolution", "pse": "evolution"}
 """PSS by its pools; US-Net and MutualNet by uniform-width search (the subnets they train); random and
 PSE-Net by the evolutionary search (PSE-Net Sec. 3.3)."""
@@ -441,15 +444,28 @@ class StudyConfig:
     recipe: str = "sample"
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["pss", "uniform", "mutual", "random", "pse"])
-    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
+    # one list for every strategy, or per strategy ({pss: [0, 1, 2, 3, 4], uniform: [0, 1, 2], ...}; every strategy named)
+    seeds: list[int] | dict[str, list[int]] = dataclasses.field(default_factory=lambda: [0, 1])
     budgets: list[str] | None = None  # ceilings ("6M", 7.5e6); null: the recipe's pools' upper edges theta + delta
     evaluations: int = 16
     selection: dict[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
     pack: bool = False  # store each finished run as `pss pack` does (float16, no optimizer) before selecting: to ship it
+    equivalence_margin: float = 0.5  # points of accuracy: a difference ruled out beyond ±margin reads "equivalent" (TOST)
 
     def method(self, strategy: str) -> str:
         return self.selection.get(strategy, DEFAULT_SELECTION[strategy])
+
+    def seeds_of(self, strategy: str) -> list[int]:
+        """The seeds ``strategy`` is trained with."""
+        return list(self.seeds[strategy]) if isinstance(self.seeds, dict) else list(self.seeds)
+
+    def all_seeds(self) -> list[int]:
+        return sorted({seed for s in self.strategies for seed in self.seeds_of(s)})
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """Every (strategy, seed) run, seed by seed: one seed of every strategy before the next seed of any."""
+        return [(s, seed) for seed in self.all_seeds() for s in self.strategies if seed in self.seeds_of(s)]
 
     def run_config(self, strategy: str, seed: int) -> TrainConfig:
         """The TrainConfig of one run: the recipe, the study's overrides, then strategy and seed."""
@@ -466,10 +482,25 @@ class StudyConfig:
                 raise PssError(f"bad {where}: unknown strategy {s!r}{hint}; choose among {', '.join(STRATEGIES)}")
         if len(set(self.strategies)) != len(self.strategies):
             raise PssError(f"bad {where}: strategies lists a strategy twice")
-        if not self.seeds or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2**32 for x in self.seeds):
-            raise PssError(f"bad {where}: seeds must be a non-empty list of integers in [0, 2**32), e.g. [0, 1, 2]")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise PssError(f"bad {where}: seeds lists a seed twice")
+        if isinstance(self.seeds, dict):
+            missing = [s for s in self.strategies if s not in self.seeds]
+            extra = [s for s in self.seeds if s not in self.strategies]
+            if missing or extra:
+                raise PssError(f"bad {where}: seeds per strategy must name exactly the strategies "
+                               f"({'missing ' + ', '.join(missing) if missing else 'unknown ' + ', '.join(map(str, extra))})")
+        for strategy in self.strategies:
+            seeds = self.seeds.get(strategy) if isinstance(self.seeds, dict) else self.seeds
+            if (not isinstance(seeds, list) or not seeds
+                    or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2**32 for x in seeds)):
+                raise PssError(f"bad {where}: seeds must be a non-empty list of integers in [0, 2**32), e.g. [0, 1, 2], "
+                               "or one such list per strategy")
+            if len(set(seeds)) != len(seeds):
+                raise PssError(f"bad {where}: seeds lists a seed twice")
+            if len(seeds) > MAX_STUDY_SEEDS:
+                raise PssError(f"bad {where}: {len(seeds)} seeds for {strategy}; at most {MAX_STUDY_SEEDS} (each seed trains a run)")
+        if (isinstance(self.equivalence_margin, bool) or not isinstance(self.equivalence_margin, (int, float))
+                or not 0 < self.equivalence_margin <= 50):
+            raise PssError(f"bad {where}: equivalence_margin must be a number of points in (0, 50], e.g. 0.5")
         if isinstance(self.evaluations, bool) or not isinstance(self.evaluations, int) or not 1 <= self.evaluations <= 4096:
             raise PssError(f"bad {where}: evaluations must be an integer in [1, 4096] (calibrated subnets per budget), "
                            f"got {self.evaluations!r}")
@@ -482,7 +513,7 @@ class StudyConfig:
                 raise PssError(f"bad {where}: only pss keeps pools to calibrate; choose uniform, random or evolution for {strategy}")
         if "strategy" in self.set or "seed" in self.set:
             raise PssError(f"bad {where}: set may not fix strategy or seed; list them in strategies and seeds")
-        cfg = self.run_config(self.strategies[0], self.seeds[0])  # the recipe and overrides, validated like a config
+        cfg = self.run_config(self.strategies[0], self.seeds_of(self.strategies[0])[0])  # the recipe and overrides, validated like a config
         if "pss" in self.strategies and self.method("pss") == "calibrate" and self.evaluations > cfg.pool_size:
             raise PssError(f"bad {where}: evaluations {self.evaluations} exceeds pool_size {cfg.pool_size}, the most pss can "
                            "calibrate per pool; lower evaluations or raise pool_size in set")
@@ -521,8 +552,8 @@ def load_study(path: str | Path) -> StudyConfig:
         close = difflib.get_close_matches(str(unknown[0]), names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise PssError(f"unknown key {unknown[0]!r} in study file {p}{hint}; keys: {', '.join(names)}")
-    kinds = {"recipe": str, "set": dict, "strategies": list, "seeds": list, "budgets": (list, type(None)),
-             "evaluations": int, "selection": dict, "description": str, "pack": bool}
+    kinds = {"recipe": str, "set": dict, "strategies": list, "seeds": (list, dict), "budgets": (list, type(None)),
+             "evaluations": int, "selection": dict, "description": str, "pack": bool, "equivalence_margin": (int, float)}
     for key, value in data.items():
         if not isinstance(value, kinds[key]):
             raise PssError(f"study file {p}: {key} has the wrong type ({type(value).__name__}); see `pss study --help`")

@@ -4,15 +4,19 @@
 drawn lives here, because ``pss`` never imports plotting (docs/architecture.md). The dashboard's Study
 page, notebooks and ``report.html`` (written through the ``pss.study_reports`` entry point right after
 ``study.json``) all use these functions, so they cannot disagree. The frames are built from the plain rows of
-:mod:`pssviz.studydoc`, which also holds the reading and the SVG figures (no pandas: the Study page's first
-tab draws from it); its names are re-exported here.
+:mod:`pssviz.studydoc`, which also holds the reading (study.json's own sentences), the table cells and the SVG
+figures (no pandas: the Study page's first tab draws from it); its names are re-exported here.
 
 ========== ============================== =============================================================
 frame      one row per                    columns
 ========== ============================== =============================================================
-accuracy   (budget, arm)                  budget, label, arm, mean, lo, hi, n_seeds, test_s<seed>...
-differences (budget, reference, other)    budget, label, reference, other, difference, lo, hi,
-                                          significant, mcnemar_p_s<seed>...
+accuracy   (budget, arm)                  budget, label, arm, comparable, mean, lo, hi, n_seeds,
+                                          resolution, evaluations, evaluations_max, reason,
+                                          test_s<seed>...
+differences (budget, reference, other)    budget, label, reference, other, comparable, verdict,
+                                          difference, lo, hi, p_holm, tost_p_holm, mdd80, margin,
+                                          significant, reason, difference_s<seed>...,
+                                          mcnemar_p_s<seed>...
 fronts     (run, calibrated subnet)       strategy, seed, run, key, cost, validation, test_acc,
                                           test_lo, test_hi, test_images, pareto
 costs      strategy                       strategy, runs, epochs, train_seconds, images_per_second,
@@ -21,8 +25,10 @@ costs      strategy                       strategy, runs, epochs, train_seconds,
 
 An *arm* is a strategy in the main comparison, or one side of PSS-Net Table 6 (``pools_vs_search``:
 pools, evolution) or Table 8 (``top_k``: top-1, top-5, ...). Accuracies and differences are fractions,
-as in study.json; differences are the reference minus the other arm (pss minus a baseline). A budget
-whose arm has no subnet in some seed's front (nothing fits) keeps its row with NaN, never an error.
+as in study.json; differences are the reference minus the other arm (pss minus a baseline). A cell that is
+not comparable (some seed ships a subnet its strategy never trained, or has none at that ceiling) keeps its
+row with ``comparable`` False, NaN numbers, its ``reason`` and, for a difference, the verdict "not
+comparable"; ``<seed>`` runs over every seed of the study (strategies may have different seeds).
 """
 
 from __future__ import annotations
@@ -45,28 +51,39 @@ from pss.units import COST_UNITS
 from pss.version import __version__
 
 from .discover import find_study, study_signature
+from .svgchart import GAP_MARK, GAP_SPREAD, Gap, IntervalSeries, gap_offsets
 from .studydoc import (  # the pandas-free core, re-exported here
     ACCURACY_COLUMNS,
+    ACCURACY_SUBTITLE,
     DIFFERENCE_COLUMNS,
+    DIFFERENCE_TABLE_COLUMNS,
     REPORT_MISSING,
     TABLES,
+    ArmSeries,
     StudyDocFields,
     StudyLoadError,
     accuracy_columns,
+    accuracy_grid,
     accuracy_rows,
     accuracy_series,
     accuracy_title,
     arm_color,
     budget_axis_title,
+    difference_cells,
     difference_columns,
     difference_rows,
     difference_series,
     difference_titles,
+    effort_grid,
+    families_sentence,
     missing_field,
+    not_comparable_notes,
+    plateau_sentence,
     read_study_doc,
+    reading,
     recipe_markdown,
     records,
-    significance_sentence,
+    seeds_by_strategy,
     study_accuracy_svg,
     study_difference_svg,
 )
@@ -81,7 +98,8 @@ COST_COLUMNS = ["strategy", "runs", "epochs", "train_seconds", "images_per_secon
 __all__ = [
     "TABLES", "ACCURACY_COLUMNS", "DIFFERENCE_COLUMNS", "accuracy_rows", "difference_rows",
     "StudyData", "StudyLoadError", "find_study", "load_study_dir", "study_signature", "accuracy_frame", "difference_frame",
-    "fronts_frame", "cost_frame", "accuracy_table", "difference_table", "significance_sentence", "recipe_markdown",
+    "fronts_frame", "cost_frame", "accuracy_table", "difference_table", "effort_table", "reading", "recipe_markdown",
+    "plateau_sentence", "families_sentence", "not_comparable_notes", "seeds_by_strategy",
     "study_accuracy_figure", "study_difference_figure", "study_fronts_figure", "study_accuracy_svg", "study_difference_svg", "markdown_to_html", "report_html",
     "write_report_html",
 ]
@@ -128,23 +146,28 @@ def load_study_dir(path: str | Path) -> StudyData:
 
 # ---------------------------------------------------------------------------- tidy frames
 def accuracy_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
-    """Test accuracy per (budget, arm): mean over seeds and test images with its 95% bootstrap interval.
+    """Test accuracy per (budget, arm): mean over seeds with its 95% t interval (seeds and test images as noise).
 
     ``table``: None for the comparison of strategies, or "pools_vs_search" / "top_k". ``test_s<seed>``
-    is each seed's test accuracy; an arm that some seed cannot serve at a budget has NaN and n_seeds 0.
-    The rows are :func:`pssviz.studydoc.accuracy_rows` (no pandas: the Study page's first tab draws from them).
+    is each seed's test accuracy; ``resolution`` the input size the seeds ship ("28", "20/24"); ``evaluations``
+    the fewest calibrated subnets at or under the ceiling over the seeds (the selection effort). A cell that
+    is not comparable has NaN numbers, n_seeds 0 and its ``reason``. The rows are
+    :func:`pssviz.studydoc.accuracy_rows` (no pandas: the Study page's first tab draws from them).
     """
-    return pd.DataFrame(accuracy_rows(doc, table), columns=accuracy_columns(doc))
+    frame = pd.DataFrame(accuracy_rows(doc, table), columns=accuracy_columns(doc))
+    return frame.astype({"comparable": bool}) if len(frame) else frame
 
 
 def difference_frame(doc: dict[str, Any], table: str | None = None) -> pd.DataFrame:
     """The paired differences per budget: reference minus each other arm (pss minus a baseline), in fractions.
 
-    ``significant``: the 95% interval excludes 0 (study.json's verdict); ``mcnemar_p_s<seed>``: McNemar's exact
-    test of that seed's two subnets on the same test images. Rows: :func:`pssviz.studydoc.difference_rows`.
+    ``verdict``: study.json's, from Holm-adjusted p-values at 5% (different / equivalent within ``margin`` by
+    TOST / inconclusive) or "not comparable" (NaN numbers, ``reason``); ``significant`` is verdict ==
+    "different"; ``mdd80`` the difference the test would detect with 80% power; per seed pair the difference
+    and McNemar's exact p. Rows: :func:`pssviz.studydoc.difference_rows`.
     """
     frame = pd.DataFrame(difference_rows(doc, table), columns=difference_columns(doc))
-    return frame.astype({"significant": bool}) if len(frame) else frame
+    return frame.astype({"significant": bool, "comparable": bool}) if len(frame) else frame
 
 
 def _run_front_rows(run: dict[str, Any], front: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -202,42 +225,91 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`accuracy_frame` as report.md shows it: budgets down, arms across, "13.67% [8.59, 18.75]" cells."""
-    if not len(frame):
+def _wide(grid: tuple[list[str], list[tuple[str, list[str]]]]) -> pd.DataFrame:
+    arms, body = grid
+    if not body:
         return pd.DataFrame()
-    cells = [("–" if not np.isfinite(m) else f"{100 * m:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]")
-             for m, lo, hi in zip(frame["mean"], frame["lo"], frame["hi"])]
-    wide = frame.assign(cell=cells, budget_label="≤ " + frame["label"].astype(str)).pivot_table(
-        index=["budget", "budget_label"], columns="arm", values="cell", aggfunc="first", sort=False)
-    wide = wide[list(dict.fromkeys(frame["arm"]))].reset_index(level=0, drop=True)
-    wide.index.name, wide.columns.name = "budget", None
+    wide = pd.DataFrame([cells for _, cells in body], index=pd.Index([b for b, _ in body], name="budget"), columns=arms)
+    wide.columns.name = None
     return wide
 
 
+def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`accuracy_frame` as report.md shows it: budgets down, arms across, "89.12% [88.50, 89.74] (28 px)"
+    cells, "—" where a cell is not comparable (:func:`pssviz.studydoc.accuracy_cell`)."""
+    return _wide(accuracy_grid(records(frame)))
+
+
+def effort_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The selection effort of :func:`accuracy_frame` as report.md shows it: per budget and arm, the calibrated
+    subnets at or under the ceiling ("20", or "18-20" when seeds differ)."""
+    return _wide(effort_grid(records(frame)))
+
+
 def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`difference_frame` as report.md shows it: one row per (budget, other arm), in percentage points."""
-    pcols = [c for c in frame.columns if c.startswith("mcnemar_p_s")]
-    return pd.DataFrame({
-        "budget": "≤ " + frame["label"].astype(str),
-        "compared with": frame["other"],
-        "difference (points)": [f"{100 * d:+.2f}" for d in frame["difference"]],
-        "95% interval": [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(frame["lo"], frame["hi"])],
-        "significant at 5%": ["yes" if s else "no" for s in frame["significant"]],
-        "McNemar p per seed": [", ".join(f"{p:.3g}" for p in row if np.isfinite(p)) for row in frame[pcols].to_numpy(float)],
-    })
+    """:func:`difference_frame` as report.md shows it: one row per (budget, other arm), the difference in points with
+    its interval, the verdict, Holm's p, the difference detectable at 80% power and each seed pair ("—" and "not
+    comparable" where the cell is not). Its columns are :data:`pssviz.studydoc.DIFFERENCE_TABLE_COLUMNS`."""
+    return pd.DataFrame([difference_cells(r) for r in records(frame)], columns=DIFFERENCE_TABLE_COLUMNS)
 
 
 # ---------------------------------------------------------------------------- figures
+def _series_arrays(s: ArmSeries, shift: float) -> dict[str, np.ndarray]:
+    """A series' points as plotly arrays, sorted by budget, with a NaN point at each gap that lies between two of
+    its points: plotly breaks the line there, as the SVG does (a line never bridges a not-comparable budget)."""
+    rows = [(b, y, lo, hi, h, f, t) for b, y, lo, hi, h, f, t in zip(s.budgets, s.y, s.lo, s.hi, s.hovers, s.filled, s.tags)]
+    if rows:
+        first, last = min(s.budgets), max(s.budgets)
+        rows += [(g.budget, np.nan, np.nan, np.nan, "", False, "") for g in s.gaps if first < g.budget < last]
+    rows.sort(key=lambda r: r[0])
+    cols = list(zip(*rows)) if rows else [()] * 7
+    b, y, lo, hi = (np.array(c, dtype=float) for c in cols[:4])
+    return {"x": b + shift, "y": y, "lo": lo, "hi": hi, "hover": np.array([h.replace("\n", "<br>") for h in cols[4]], dtype=object),
+            "filled": np.array(cols[5], dtype=bool), "tags": np.array(cols[6], dtype=object)}
+
+
+def _gap_annotations(s: ArmSeries, shift: float, side: dict[tuple[int, float], float], i: int) -> list[dict[str, Any]]:
+    """A series' not-comparable budgets as "×" marks at the bottom of the plot (no y: never read as a value),
+    in its colour, the reason in their hover, side by side with other series' marks at the same budget when not
+    dodged (``side``: :func:`pssviz.svgchart.gap_offsets`) -- the plotly twin of the SVG's gap marks."""
+    return [dict(x=g.budget + shift, y=0, xref="x", yref="paper", yanchor="bottom", text=GAP_MARK, showarrow=False,
+                 xshift=GAP_SPREAD * side.get((i, g.budget), 0.0), font=dict(color=s.color, size=16),
+                 hovertext=g.hover.replace("\n", "<br>"), name=f"gap {s.name}")
+            for g in s.gaps]
+
+
+def _gap_sides(series: list[ArmSeries], step: float) -> dict[tuple[int, float], float]:
+    """:func:`pssviz.svgchart.gap_offsets` of these series (none when they are dodged apart), as the SVG places them."""
+    if step:
+        return {}
+    return gap_offsets([IntervalSeries(s.name, s.color, (), gaps=tuple(Gap(g.budget) for g in s.gaps)) for s in series])
+
+
+def _y_range_with_gap_band(series: list[ArmSeries], reference: float | None = None) -> list[float] | None:
+    """A y range with room below every value for the gap marks (None when no series has a gap: autorange)."""
+    if not any(s.gaps for s in series):
+        return None
+    ys = [v for s in series for v in (*s.lo, *s.hi)] + ([reference] if reference is not None else [])
+    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    span = (hi - lo) or abs(hi) or 1.0
+    return [lo - 0.18 * span, hi + 0.08 * span]
+
+
+def _dodge_step(series: list[ArmSeries], dodge: float) -> float:
+    budgets = [b for s in series for b in (*s.budgets, *(g.budget for g in s.gaps))]
+    return dodge * ((max(budgets) - min(budgets)) or abs(max(budgets)) or 1.0)
+
+
 def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None,
                           dodge: float = 0.01) -> go.Figure:
     """Test accuracy (%) against the budget ceiling: one line per arm, with 95% intervals as error bars.
 
     Input: :func:`accuracy_frame`. A point is the mean over seeds of the subnet each seed's run exports for
-    that budget; hover names the budget and lists the seeds' own accuracies. Budgets an arm cannot serve are
-    left out. The arms are nudged sideways by ``dodge`` of the budget span each, so that intervals at one
+    that budget, labelled with the resolution it ships ("28 px"); hover adds the selection effort and the seeds'
+    own accuracies. A not-comparable cell is a "×" at the bottom of the plot with its reason in the hover, never
+    a point. The arms are nudged sideways by ``dodge`` of the budget span each, so that intervals at one
     budget do not hide each other (0: every point exactly at its budget). :func:`study_accuracy_svg` draws
-    the same points without plotly.
+    the same points, labels and marks without plotly.
     """
     import plotly.graph_objects as go  # here, not at the top: the Study page's first screen needs no plotly
 
@@ -247,34 +319,39 @@ def study_accuracy_figure(frame: pd.DataFrame, constraint: str = "macs", title: 
     series = accuracy_series(records(frame))
     if not series:
         return empty_figure(title)
-    budgets = np.concatenate([s.budgets for s in series])
-    step = dodge * (float(budgets.max() - budgets.min()) or abs(float(budgets.max())) or 1.0)
-    traces = []
+    if any(s.gaps for s in series):
+        title += f"<br><sup>{ACCURACY_SUBTITLE}</sup>"
+    step = _dodge_step(series, dodge)
+    side = _gap_sides(series, step)
+    traces, marks = [], []
     for i, s in enumerate(series):
-        arm, color = s.name, s.color
-        y, lo, hi = np.array(s.y), np.array(s.lo), np.array(s.hi)
-        x = np.array(s.budgets) + (i - (len(series) - 1) / 2) * step
+        shift = (i - (len(series) - 1) / 2) * step
+        a = _series_arrays(s, shift)
         traces.append(dict(
-            type="scatter", x=x, y=y, mode="lines+markers", name=arm, legendgroup=arm,
-            line=dict(color=color, width=2), marker=dict(color=color, size=9),
-            error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
-            customdata=np.column_stack([np.array(s.labels, dtype=object), lo, hi, np.array(s.notes, dtype=object)]),
-            hovertemplate=(f"<b>{arm}</b> at ≤ %{{customdata[0]}}<br>test accuracy %{{y:.2f}}% "
-                           "(95% CI %{customdata[1]:.2f}–%{customdata[2]:.2f}%)<br>%{customdata[3]}<extra></extra>")))
+            type="scatter", x=a["x"], y=a["y"], mode="lines+markers+text", name=s.name, legendgroup=s.name,
+            line=dict(color=s.color, width=2), marker=dict(color=s.color, size=9),
+            text=a["tags"], textposition="top right", textfont=dict(size=10, color=s.color),
+            error_y=dict(type="data", array=a["hi"] - a["y"], arrayminus=a["y"] - a["lo"], color=s.color, thickness=1.5, width=5),
+            hovertext=a["hover"], hovertemplate="%{hovertext}<extra></extra>"))
+        marks += _gap_annotations(s, shift, side, i)
     fig = go.Figure(traces)
+    for m in marks:
+        fig.add_annotation(**m)
     fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
-    fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%")
+    fig.update_yaxes(title_text="test accuracy (%)", ticksuffix="%", range=_y_range_with_gap_band(series))
     arms = {s.name for s in series}
-    return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in arms else None))
+    return _layout(fig, title, height=460, hovermode="closest", legend=dict(title="strategy" if "pss" in arms else None),
+                   margin=dict(l=60, r=20, t=90, b=50))
 
 
 def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title: str | None = None) -> go.Figure:
     """The paired difference reference minus each other arm (pss minus a baseline), in percentage points.
 
-    Input: :func:`difference_frame`. Error bars are the 95% bootstrap interval over seeds and the same
-    test images; a filled marker is significant at 5% (the interval excludes 0), a hollow one is not;
-    hover adds McNemar's exact p of each seed. Above the dashed zero line the reference is more accurate.
-    :func:`study_difference_svg` draws the same points without plotly.
+    Input: :func:`difference_frame`. Error bars are the 95% t interval over seeds and the same test images; a
+    filled marker is a verdict "different" (Holm-adjusted p < 5%), a hollow one "equivalent" or "inconclusive";
+    a not-comparable cell is a "×" at the bottom (untested). Hover gives the verdict, the interval, Holm's p,
+    the difference detectable at 80% power and each seed pair's difference with McNemar's exact p. Above the
+    dashed zero line the reference is more accurate. :func:`study_difference_svg` draws the same without plotly.
     """
     import plotly.graph_objects as go  # here, not at the top: the Study page's first screen needs no plotly
 
@@ -285,24 +362,26 @@ def study_difference_figure(frame: pd.DataFrame, constraint: str = "macs", title
     title += f"<br><sup>{subtitle}</sup>"
     if not rows:
         return empty_figure(title)
-    traces = []
-    for s in difference_series(rows):
-        other, color, sig = s.name, s.color, s.significant
-        y, lo, hi = np.array(s.y), np.array(s.lo), np.array(s.hi)
+    series = difference_series(rows)
+    side = _gap_sides(series, 0.0)
+    traces, marks = [], []
+    for i, s in enumerate(series):
+        a = _series_arrays(s, 0.0)
         traces.append(dict(
-            type="scatter", x=np.array(s.budgets), y=y, mode="lines+markers", name=f"{reference} − {other}",
-            line=dict(color=color, width=1.5, dash="dot"),
-            marker=dict(color=color, size=12, symbol=["circle" if g else "circle-open" for g in sig], line=dict(color=color, width=2)),
-            error_y=dict(type="data", array=hi - y, arrayminus=y - lo, color=color, thickness=1.5, width=5),
-            customdata=np.column_stack([np.array(s.labels, dtype=object), lo, hi,
-                                        np.where(sig, "yes", "no").astype(object), np.array(s.notes, dtype=object)]),
-            hovertemplate=(f"<b>{reference} − {other}</b> at ≤ %{{customdata[0]}}<br>difference %{{y:+.2f}} points "
-                           "(95% CI %{customdata[1]:+.2f} to %{customdata[2]:+.2f})<br>significant at 5%: %{customdata[3]}"
-                           "<br>McNemar p per seed: %{customdata[4]}<extra></extra>")))
+            type="scatter", x=a["x"], y=a["y"], mode="lines+markers", name=f"{reference} − {s.name}",
+            line=dict(color=s.color, width=1.5, dash="dot"),
+            marker=dict(color=s.color, size=12, symbol=["circle" if f else "circle-open" for f in a["filled"]],
+                        line=dict(color=s.color, width=2)),
+            error_y=dict(type="data", array=a["hi"] - a["y"], arrayminus=a["y"] - a["lo"], color=s.color, thickness=1.5, width=5),
+            hovertext=a["hover"], hovertemplate="%{hovertext}<extra></extra>"))
+        marks += _gap_annotations(s, 0.0, side, i)
     fig = go.Figure(traces)
+    for m in marks:
+        fig.add_annotation(**m)
     fig.add_hline(y=0, line=dict(color="#444", dash="dash", width=1))
     fig.update_xaxes(title_text=budget_axis_title(constraint), tickformat=SI)
-    fig.update_yaxes(title_text=f"{reference} − other (percentage points)", ticksuffix="", zeroline=False)
+    fig.update_yaxes(title_text=f"{reference} − other (percentage points)", ticksuffix="", zeroline=False,
+                     range=_y_range_with_gap_band(series, 0.0))
     return _layout(fig, title, height=440, hovermode="closest", margin=dict(l=60, r=20, t=90, b=50))
 
 
@@ -425,7 +504,7 @@ def _figures_html(study: StudyData) -> str:
     figs = [
         (study_accuracy_figure(study.accuracy, study.constraint), ""),
         (study_difference_figure(study.differences, study.constraint),
-         f'<p class="reading">{html.escape(significance_sentence(study.differences))}</p>'),
+         "".join(f'<p class="reading">{html.escape(sentence, quote=False)}</p>' for sentence in reading(study.doc))),
         (study_fronts_figure(study), "<p>Each run's subnets that some budget buys (chosen by validation accuracy), "
                                      "drawn at their test accuracy with its 95% interval.</p>"),
     ]

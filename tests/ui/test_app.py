@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -274,7 +275,11 @@ def test_a_run_without_pools_is_searched_from_the_app(baseline_root, tmp_path, m
     at.button(key="calibrate").click().run(timeout=300)
     assert not at.exception
     front = json.loads((run / "calibration" / "front.json").read_text())
-    assert front["method"] == "random" and all(p["best"] is not None for p in front["pools"])
+    # PSE-Net trains r^max only: the search stays there, so bands no r^max subnet reaches have no best
+    assert front["method"] == "random" and any(p["best"] is not None for p in front["pools"])
+    r_max = front["trained_family"]["resolutions"] == [max(front["trained_family"]["resolutions"])]
+    assert r_max and all(c["key"].startswith(f"r{front['trained_family']['resolutions'][0]}-")
+                         for p in front["pools"] for c in p["candidates"])
     at.run()
     _assert_clean(at)
     assert _charts(at) >= 1
@@ -302,8 +307,12 @@ def test_a_study_in_the_runs_folder_opens_on_the_study_page(study_root, monkeypa
     assert 'data-name="pss"' in svgs[0] and 'data-name="random"' in svgs[0] and 'data-name="pss − random"' in svgs[1]
     assert not at.get("plotly_chart") and not at.dataframe, "the hidden tabs' charts and tables are not sent"
     assert [t.label for t in at.tabs] == ["Accuracy per budget", "Pareto fronts", "Tables 6 & 8", "Cost & method"]
-    assert any(studies.significance_sentence(study.differences) in m.value for m in at.markdown)
-    assert any(m.value.startswith("Recipe `smoke`") for m in at.markdown)
+    texts = [m.value for m in at.markdown]
+    reading = next(i for i, t in enumerate(texts) if t.startswith("**Reading.** "))
+    assert reading < next(i for i, t in enumerate(texts) if t.startswith("Recipe `smoke`")), "the conclusion first"
+    assert all(any(s in t for t in texts) for s in study.doc["reading"]), "study.json's own sentences"
+    assert any(t.startswith("| budget | pss | random |") for t in texts), "the numbers as report.md's tables"
+    assert any(t.startswith("| budget | compared with | difference [95% CI] | verdict (Holm) |") for t in texts)
     assert at.get("download_button"), "report.html can be downloaded"
     at.session_state["study_view"] = "Pareto fronts"
     at.run()
@@ -356,6 +365,37 @@ def test_a_damaged_study_warns_where_it_matters_and_never_crashes(study_root, tm
     assert "\n" not in at.error[0].value
 
 
+def test_the_study_page_follows_study_json(study_root, tmp_path, monkeypatch):
+    """Change numbers in a copy of study.json (a cell made not comparable, a difference made a clear win; its stored
+    reading dropped, as after a hand edit): the page's sentences, figures and tables change with it."""
+    from pss.io.study import reading_sentences
+    from test_pssviz_study import NOT_COMPARABLE, with_a_not_comparable_cell
+
+    root = tmp_path / "root"
+    shutil.copytree(study_root, root, ignore=shutil.ignore_patterns("*.pt", "report.html"))
+    path = root / "study" / "study.json"
+    doc = with_a_not_comparable_cell(json.loads(path.read_text()))
+    last = doc["comparison"][-1]
+    last["vs_pss"]["random"].update(comparable=True, verdict="different", significant=True, mean_difference=0.0789,
+                                      ci95=[0.05, 0.1], p_holm=0.001)
+    path.write_text(json.dumps(doc))
+    at = _app(root, monkeypatch)
+    _assert_clean(at)
+    texts = [m.value for m in at.markdown]
+    sentences = reading_sentences(doc)
+    assert all(any(s in t for t in texts) for s in sentences)
+    assert any(f"pss ahead at {last['label']} (+7.89 points)" in t for t in texts), "the changed number is in the reading"
+    assert any(f"not comparable at {doc['comparison'][0]['label']}" in t for t in texts)
+    accuracy_svg, difference_svg = [t for t in texts if 'class="pss-chart"' in t]
+    assert accuracy_svg.count('<g class="gap"') == 1 and html.escape(NOT_COMPARABLE) in accuracy_svg, "a mark with its reason"
+    assert difference_svg.count('<g class="gap"') == 1 and difference_svg.count('data-filled="true"') >= 1
+    table = next(t for t in texts if t.startswith("| budget | pss | random |"))
+    assert f"| ≤ {doc['comparison'][0]['label']} | " in table and " | — |" in table
+    differences = next(t for t in texts if t.startswith("| budget | compared with |"))
+    assert f"| ≤ {doc['comparison'][0]['label']} | random | — | not comparable | – | – | – |" in differences
+    assert any(NOT_COMPARABLE in t for t in texts if t.startswith("**Not comparable**"))
+
+
 def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
     """A fresh clone's `streamlit run app/main.py` (no $PSS_RUNS) shows the bundled default study first."""
     from pssviz import study as studies
@@ -369,7 +409,7 @@ def test_the_default_runs_root_opens_on_the_shipped_study(monkeypatch):
     accuracy_svg = next(m.value for m in at.markdown if 'class="pss-chart"' in m.value)
     positions = [accuracy_svg.index(f'<g class="series" data-name="{arm}">') for arm in ("pss", "uniform", "mutual", "random", "pse")]
     assert positions == sorted(positions), "every strategy, in the study's order"
-    assert any(studies.significance_sentence(shipped.differences) in m.value for m in at.markdown)
+    assert all(any(s in m.value for m in at.markdown) for s in studies.reading(shipped.doc))
     at.session_state["study_view"] = "Pareto fronts"
     at.run()
     assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) >= 10, "every shipped run's front, overlaid"

@@ -2,11 +2,15 @@
 
 The study is trained once per test session (:func:`build_tiny_study`, shared with test_app.py) with the
 suite's small-run settings; every check compares what pssviz draws with study.json and the runs' own
-front.json, which `pss study` wrote.
+front.json, which `pss study` wrote. Cases the tiny study may not produce on its own (a not-comparable cell,
+seeds that differ per strategy, a study.json written before verdicts) are made by editing a copy of its
+study.json the way `pss study` (or an older version of it) writes them (:func:`with_a_not_comparable_cell`).
 """
 
 from __future__ import annotations
 
+import copy
+import html
 import json
 import re
 import shutil
@@ -20,8 +24,10 @@ import yaml
 import helpers
 import pssviz
 from pss.io.run import find_candidate
+from pss.io.study import reading_sentences
 from pssviz import analysis
 from pssviz import study as studies
+from pssviz.studydoc import verdict_text
 
 TINY = {**helpers.SMALL_RUN, "pool_size": 4, "calib_images": 64, "eval_batch_size": 64}
 STUDY = {"recipe": "smoke", "set": TINY, "strategies": ["pss", "random"], "seeds": [0, 1], "evaluations": 2,
@@ -59,6 +65,22 @@ def data(study_dir) -> studies.StudyData:
     return studies.load_study_dir(study_dir)
 
 
+NOT_COMPARABLE = "seed 0 ships 20 px: random trains 28 px inputs only (a test's edit)"
+
+
+def with_a_not_comparable_cell(doc: dict, arm: str = "random", j: int = 0) -> dict:
+    """A copy of ``doc`` whose ``arm`` cell at budget ``j`` is not comparable, as `pss study` writes one (its mean
+    stays in study.json; its difference is untested, without numbers), and without ``reading`` (so the sentences
+    are made from the numbers, as for a study.json edited by hand)."""
+    doc = copy.deepcopy(doc)
+    entry = doc["comparison"][j]
+    entry["strategies"][arm].update(comparable=False, reason=NOT_COMPARABLE)
+    entry["strategies"][arm]["per_seed"][0].update(trained=False, untrained_because="random trains 28 px inputs only")
+    entry["vs_pss"][arm] = {"comparable": False, "verdict": "not comparable", "reason": NOT_COMPARABLE, "significant": False}
+    doc.pop("reading", None)
+    return doc
+
+
 def _arm_results(doc: dict, table: str | None):
     """(budget, label, arm, result or None) from study.json, read directly."""
     section = doc["comparison"] if table is None else doc["tables"][table]["comparison"]
@@ -69,24 +91,35 @@ def _arm_results(doc: dict, table: str | None):
 
 
 # ---------------------------------------------------------------------------- frames
-@pytest.mark.parametrize("table", [None, "pools_vs_search", "top_k"])
-def test_accuracy_frame_holds_the_numbers_of_study_json(doc, table):
-    frame = studies.accuracy_frame(doc, table)
+def _check_accuracy_frame(frame, doc: dict, table: str | None) -> None:
+    """Every row of the accuracy frame against its study.json cell: numbers where comparable, NaN and the reason where
+    not; the resolution shipped and the selection effort for every cell."""
     expected = list(_arm_results(doc, table))
     assert len(frame) == len(expected) > 0
     for (_, row), (budget, label, arm, r) in zip(frame.iterrows(), expected):
         assert (row["budget"], row["label"], row["arm"]) == (budget, label, arm)
-        assert r is not None, "every budget of the tiny study has a subnet in every run"
-        assert (row["mean"], row["lo"], row["hi"], row["n_seeds"]) == (r["mean_test_accuracy"], *r["ci95"], len(r["per_seed"]))
-        for p in r["per_seed"]:
-            assert row[f"test_s{p['seed']}"] == p["test"]["accuracy"]
+        assert row["resolution"] == "/".join(map(str, sorted({p["resolution"] for p in r["per_seed"]})))
+        assert (row["evaluations"], row["evaluations_max"]) == (min(r["evaluations"]), max(r["evaluations"]))
+        if r["comparable"]:
+            assert (row["mean"], row["lo"], row["hi"], row["n_seeds"]) == (r["mean_test_accuracy"], *r["ci95"], len(r["per_seed"]))
+            assert row["comparable"] and row["reason"] == ""
+            for p in r["per_seed"]:
+                assert row[f"test_s{p['seed']}"] == p["test"]["accuracy"]
+        else:  # no numbers, even where study.json keeps a mean: it is neither a win nor a loss
+            assert not row["comparable"] and row["reason"] == r["reason"] and row["n_seeds"] == 0
+            assert np.isnan([row["mean"], row["lo"], row["hi"], *(row[f"test_s{p['seed']}"] for p in r["per_seed"])]).all()
+    assert frame["comparable"].dtype == bool
+
+
+@pytest.mark.parametrize("table", [None, "pools_vs_search", "top_k"])
+def test_accuracy_frame_holds_the_numbers_of_study_json(doc, table):
+    frame = studies.accuracy_frame(doc, table)
+    _check_accuracy_frame(frame, doc, table)
     if table is None:
         assert list(dict.fromkeys(frame["arm"])) == STUDY["strategies"]
 
 
-@pytest.mark.parametrize("table", [None, "pools_vs_search", "top_k"])
-def test_difference_frame_holds_the_paired_differences_of_study_json(doc, table):
-    frame = studies.difference_frame(doc, table)
+def _check_difference_frame(frame, doc: dict, table: str | None) -> None:
     section = doc["comparison"] if table is None else doc["tables"][table]["comparison"]
     key = "vs_pss" if table is None else "vs_reference"
     reference = "pss" if table is None else doc["tables"][table]["reference"]
@@ -94,9 +127,80 @@ def test_difference_frame_holds_the_paired_differences_of_study_json(doc, table)
     assert len(frame) == len(expected) > 0
     for (_, row), (e, other, d) in zip(frame.iterrows(), expected):
         assert (row["budget"], row["label"], row["reference"], row["other"]) == (e["budget"], e["label"], reference, other)
-        assert (row["difference"], row["lo"], row["hi"], row["significant"]) == (d["mean_difference"], *d["ci95"], d["significant"])
-        assert [row[f"mcnemar_p_s{p['seed']}"] for p in d["per_seed"]] == [p["mcnemar_p"] for p in d["per_seed"]]
-    assert frame["significant"].dtype == bool
+        assert (row["comparable"], row["verdict"], row["significant"]) == (d["comparable"], d["verdict"], d["verdict"] == "different")
+        if d["comparable"]:
+            assert (row["difference"], row["lo"], row["hi"]) == (d["mean_difference"], *d["ci95"])
+            assert (row["p_holm"], row["tost_p_holm"], row["mdd80"], row["margin"]) == (d["p_holm"], d["tost_p_holm"], d["mdd80"], d["margin"])
+            assert [row[f"mcnemar_p_s{p['seed']}"] for p in d["per_seed"]] == [p["mcnemar_p"] for p in d["per_seed"]]
+            assert [row[f"difference_s{p['seed']}"] for p in d["per_seed"]] == [p["difference"] for p in d["per_seed"]]
+        else:
+            assert row["reason"] == d["reason"] and np.isnan([row["difference"], row["lo"], row["hi"], row["p_holm"]]).all()
+    assert frame["significant"].dtype == bool and frame["comparable"].dtype == bool
+
+
+@pytest.mark.parametrize("table", [None, "pools_vs_search", "top_k"])
+def test_difference_frame_holds_the_paired_differences_of_study_json(doc, table):
+    _check_difference_frame(studies.difference_frame(doc, table), doc, table)
+
+
+def test_a_not_comparable_cell_has_no_numbers_in_the_frames_and_a_dash_in_the_tables(doc):
+    edited = with_a_not_comparable_cell(doc)
+    accuracy, differences = studies.accuracy_frame(edited), studies.difference_frame(edited)
+    _check_accuracy_frame(accuracy, edited, None)
+    _check_difference_frame(differences, edited, None)
+    label = edited["comparison"][0]["label"]
+    cell = accuracy[(accuracy["arm"] == "random") & (accuracy["label"] == label)].iloc[0]
+    assert not cell["comparable"] and np.isnan(cell["mean"]) and cell["reason"] == NOT_COMPARABLE
+    assert studies.accuracy_table(accuracy).loc[f"≤ {label}", "random"] == "—"
+    assert studies.accuracy_table(accuracy).loc[f"≤ {label}", "pss"] != "—"
+    row = studies.difference_table(differences).iloc[0]
+    assert list(row) == [f"≤ {label}", "random", "—", "not comparable", "–", "–", "–"]
+    assert studies.not_comparable_notes(studies.accuracy_rows(edited)) == [f"random at ≤ {label}: {NOT_COMPARABLE}"]
+    # the plotly figures: a "×" with the reason at that budget, no point there
+    fig = studies.study_accuracy_figure(accuracy, dodge=0)
+    marks = [a for a in fig.layout.annotations if a.text == "×"]
+    assert [(a.x, NOT_COMPARABLE in a.hovertext) for a in marks] == [(edited["comparison"][0]["budget"], True)]
+    random = next(t for t in fig.data if t.name == "random")
+    assert edited["comparison"][0]["budget"] not in [x for x, y in zip(random.x, random.y) if np.isfinite(y)]
+
+
+def test_seeds_may_differ_per_strategy(doc):
+    """study.json's seeds as a mapping strategy -> seeds: per-seed columns over their union, the recipe per strategy."""
+    edited = copy.deepcopy(doc)
+    edited["study"]["seeds"] = {"pss": [0, 1], "random": [1, 7]}
+    assert studies.accuracy_columns(edited)[-3:] == ["test_s0", "test_s1", "test_s7"]
+    assert studies.difference_columns(edited)[-3:] == ["mcnemar_p_s0", "mcnemar_p_s1", "mcnemar_p_s7"]
+    assert studies.seeds_by_strategy(edited) == {"pss": [0, 1], "random": [1, 7]}
+    assert "strategies pss, random; pss 2 seeds (0, 1), random 2 seeds (1, 7);" in studies.recipe_markdown(edited)
+    assert "seeds 0, 1;" in studies.recipe_markdown(doc)
+    frame = studies.accuracy_frame(edited)
+    assert frame["test_s7"].isna().all() and len(frame) == len(studies.accuracy_frame(doc))
+
+
+def test_an_older_study_json_without_verdicts_still_reads(doc):
+    """A study.json written before cells were flagged and tested with Holm (no comparable, verdict, reading, a null
+    cell where nothing fit) gives frames, figures and sentences, and no 'significant' without a verdict."""
+    old = copy.deepcopy(doc)
+    for key in ("reading", "trained_families", "plateau"):
+        old.pop(key, None)
+    for e in old["comparison"]:
+        for cell in e["strategies"].values():
+            for k in ("comparable", "reason", "evaluations"):
+                cell.pop(k, None)
+        for d in e["vs_pss"].values():
+            for k in ("comparable", "verdict", "p_holm", "tost_p_holm", "mdd80", "margin", "p_value", "tost_p"):
+                d.pop(k, None)
+            d["significant"] = True  # an unadjusted bootstrap flag of that time
+    old["comparison"][0]["strategies"]["random"] = None
+    accuracy, differences = studies.accuracy_frame(old), studies.difference_frame(old)
+    assert not accuracy["comparable"].iloc[1] and np.isnan(accuracy["mean"].iloc[1]) and accuracy["comparable"].iloc[2:].all()
+    assert (differences["verdict"] == "").all() and not differences["significant"].any()
+    assert studies.reading(old) == reading_sentences(old)
+    assert studies.plateau_sentence(old) is None and studies.families_sentence(old) is None
+    svg = studies.study_difference_svg(differences)
+    assert "predates verdicts" in svg and 'data-filled="true"' not in svg
+    studies.study_accuracy_figure(accuracy)
+    assert set(studies.difference_table(differences)["verdict (Holm)"]) == {"–"}
 
 
 def test_load_study_dir_reads_every_table_and_the_cost(data, doc, study_dir):
@@ -157,10 +261,11 @@ def _symbols(trace) -> list[str]:
     return list(trace.marker.symbol)
 
 
-def test_difference_figure_fills_exactly_the_significant_points(data):
+def test_difference_figure_fills_exactly_the_different_verdicts(data):
     frames = [data.differences]
     flipped = data.differences.copy()
-    flipped["significant"] = [i % 2 == 0 for i in range(len(flipped))]  # both kinds, whatever the tiny study says
+    flipped["verdict"] = ["different" if i % 2 == 0 else "equivalent" for i in range(len(flipped))]  # both kinds
+    flipped["significant"] = flipped["verdict"] == "different"
     frames.append(flipped)
     for frame in frames:
         fig = studies.study_difference_figure(frame, data.constraint)
@@ -168,30 +273,32 @@ def test_difference_figure_fills_exactly_the_significant_points(data):
         for trace in fig.data:
             rows = frame[frame["other"] == trace.name.split(" − ")[1]].sort_values("budget")
             filled = [s == "circle" for s in _symbols(trace)]
-            assert filled == list(rows["significant"])
+            assert filled == list(rows["verdict"] == "different")
             assert all(s in ("circle", "circle-open") for s in _symbols(trace))
             np.testing.assert_allclose(trace.y, 100 * rows["difference"])
             np.testing.assert_allclose(np.asarray(trace.y) + np.asarray(trace.error_y.array), 100 * rows["hi"])
-            assert "McNemar p" in trace.hovertemplate
-            p = rows["mcnemar_p_s1"].iloc[0]
-            assert f"seed 1: {p:.3g}" in trace.customdata[0][4]
+            first = rows.iloc[0]
+            hover = trace.hovertext[0]
+            assert f"verdict: {verdict_text(first)}" in hover and f"p (Holm) {first['p_holm']:.2g}" in hover
+            assert f"detectable at 80% power: {100 * first['mdd80']:.2f} points" in hover
+            assert f"s1 {100 * first['difference_s1']:+.2f} ({first['mcnemar_p_s1']:.2g})" in hover
+            assert "significant" not in hover
         assert any(s.type == "line" and s.y0 == 0 == s.y1 for s in fig.layout.shapes), "a zero line"
 
 
-def test_significance_sentence_counts_from_the_data(data):
-    frame = data.differences.copy()
-    n = len(frame)
-    frame["significant"] = False
-    assert studies.significance_sentence(frame).startswith(f"None of the {n} differences is significant at 5%")
-    frame["significant"] = [True] + [False] * (n - 1)
-    frame.loc[0, "difference"] = 0.05
-    sentence = studies.significance_sentence(frame)
-    assert sentence.startswith(f"1 of {n} differences is significant at 5%")
-    assert f"pss is more accurate than random at ≤ {frame.loc[0, 'label']}" in sentence
-    real = studies.significance_sentence(data.differences)
-    k = int(data.differences["significant"].sum())
-    assert real.startswith(f"{k} of {n}" if k else f"None of the {n}")
-    assert studies.significance_sentence(data.differences.iloc[:0]).startswith("There is nothing to compare")
+def test_the_reading_is_study_json_s_own_sentences_or_made_from_its_numbers(doc):
+    """One wording: study.json's ``reading`` (what report.md opens with); without it, the same function pss study
+    used, so a changed number changes the sentence."""
+    assert studies.reading(doc) == doc["reading"] == reading_sentences(doc)
+    edited = copy.deepcopy(doc)
+    edited.pop("reading")
+    d = edited["comparison"][-1]["vs_pss"]["random"]
+    d.update(comparable=True, verdict="different", significant=True, mean_difference=0.0789, ci95=[0.05, 0.1], p_holm=0.001)
+    sentences = studies.reading(edited)
+    assert sentences == reading_sentences(edited) != doc["reading"]
+    assert f"pss ahead at {edited['comparison'][-1]['label']} (+7.89 points)" in sentences[1]
+    d["mean_difference"] = -0.0312
+    assert f"random ahead at {edited['comparison'][-1]['label']} (-3.12 points)" in studies.reading(edited)[1]
 
 
 def test_fronts_figure_has_one_front_per_run_with_its_test_accuracies(data, doc, study_dir):
@@ -240,7 +347,8 @@ def test_pss_study_writes_a_self_contained_report_html(study_dir, doc):
     for title in studies.TABLES.values():
         assert f"<h2>{title}</h2>" in page
     assert "<h2>Method</h2>" in page and "<h2>Cost</h2>" in page
-    assert studies.significance_sentence(studies.difference_frame(doc)) in page
+    for sentence in studies.reading(doc):  # the reading, under the difference figure and in report.md's list
+        assert page.count(html.escape(sentence, quote=False)) == 2
 
 
 def test_write_report_html_replaces_the_file_atomically(study_dir, tmp_path):
@@ -274,13 +382,22 @@ def test_a_failing_report_writer_does_not_fail_the_study(study_dir, tmp_path, ca
     assert json.loads((out / "study.json").read_text())["comparison"] == json.loads((study_dir / "study.json").read_text())["comparison"]
 
 
-def test_accuracy_and_difference_tables_read_like_report_md(data, study_dir):
-    report = (study_dir / "report.md").read_text()
-    wide = studies.accuracy_table(data.accuracy)
-    assert list(wide.columns) == STUDY["strategies"]
-    for label, row in wide.iterrows():
-        assert f"| {label.replace('≤', '<=')} | " + " | ".join(row) + " |" in report
+def test_accuracy_difference_and_effort_tables_read_like_report_md(data, study_dir):
+    """Every row of the three tables is a line of report.md, cell for cell (the page's tables and report.md agree)."""
+    lines = (study_dir / "report.md").read_text().splitlines()
+
+    def line(cells) -> str:
+        return ("| " + " | ".join(cells) + " |").replace("≤", "<=")
+
+    for table in (studies.accuracy_table(data.accuracy), studies.effort_table(data.accuracy)):
+        assert list(table.columns) == STUDY["strategies"]
+        for label, row in table.iterrows():
+            assert line([label, *row]) in lines
     table = studies.difference_table(data.differences)
     assert isinstance(table, pd.DataFrame) and len(table) == len(data.differences)
+    assert list(table.columns) == studies.DIFFERENCE_TABLE_COLUMNS
     for _, r in table.iterrows():
-        assert f"| {r['budget'].replace('≤', '<=')} | {r['compared with']} | {r['difference (points)']} points" in report
+        assert line(r) in lines
+    for name in data.tables:  # Tables 6 and 8 too
+        for _, r in studies.difference_table(data.tables[name][1]).iterrows():
+            assert line(r) in lines
