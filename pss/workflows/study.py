@@ -598,32 +598,33 @@ def study_seconds(doc: dict[str, Any]) -> dict[str, float]:
             "selection": sum(r.get("selection_seconds") or 0.0 for r in doc["runs"])}
 
 
-def _accuracy_table(comparison: list[dict[str, Any]], names: list[str], key: str) -> list[str]:
+def _budget_table(comparison: list[dict[str, Any]], names: list[str], key: str, cell) -> list[str]:
+    """A Markdown table: one row per budget, one column per arm, ``cell(arm's entry or None)`` in each."""
     lines = ["| budget | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for e in comparison:
-        cells = []
-        for s in names:
-            r = e[key].get(s)
-            if r is None or r.get("mean_test_accuracy") is None or not r.get("comparable", True):
-                cells.append("—")
-                continue
-            res = sorted({row["resolution"] for row in r.get("per_seed", []) if row.get("resolution")})
-            px = f" ({'/'.join(map(str, res))} px)" if res else ""
-            cells.append(f"{100 * r['mean_test_accuracy']:.2f}% [{100 * r['ci95'][0]:.2f}, {100 * r['ci95'][1]:.2f}]{px}")
-        lines.append(f"| <= {e['label']} | " + " | ".join(cells) + " |")
+        lines.append(f"| <= {e['label']} | " + " | ".join(cell(e[key].get(s)) for s in names) + " |")
     return lines
+
+
+def _accuracy_cell(r: dict[str, Any] | None) -> str:
+    if r is None or r.get("mean_test_accuracy") is None or not r.get("comparable", True):
+        return "—"
+    res = sorted({row["resolution"] for row in r.get("per_seed", []) if row.get("resolution")})
+    px = f" ({'/'.join(map(str, res))} px)" if res else ""
+    return f"{100 * r['mean_test_accuracy']:.2f}% [{100 * r['ci95'][0]:.2f}, {100 * r['ci95'][1]:.2f}]{px}"
+
+
+def _effort_cell(r: dict[str, Any] | None) -> str:
+    n = (r or {}).get("evaluations")
+    return "–" if not n else (str(n[0]) if len(set(n)) == 1 else f"{min(n)}-{max(n)}")
+
+
+def _accuracy_table(comparison: list[dict[str, Any]], names: list[str], key: str) -> list[str]:
+    return _budget_table(comparison, names, key, _accuracy_cell)
 
 
 def _effort_table(comparison: list[dict[str, Any]], names: list[str], key: str) -> list[str]:
-    lines = ["| budget | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for e in comparison:
-        cells = []
-        for s in names:
-            r = e[key].get(s)
-            n = (r or {}).get("evaluations")
-            cells.append("–" if not n else (str(n[0]) if len(set(n)) == 1 else f"{min(n)}-{max(n)}"))
-        lines.append(f"| <= {e['label']} | " + " | ".join(cells) + " |")
-    return lines
+    return _budget_table(comparison, names, key, _effort_cell)
 
 
 def _difference_table(comparison: list[dict[str, Any]], key: str, other: str) -> list[str]:
